@@ -1,0 +1,43 @@
+# Redline. `make test` is the test command; CI (.ci/run) calls it.
+SHELL := /bin/bash
+GO ?= go
+PROTOS := $(wildcard api/*/v1/*.proto)
+BIN := $(CURDIR)/.bin
+
+.PHONY: test test-unit bench lint gen services fuzz
+
+# test starts (or installs) PostgreSQL, Redis, NATS, etcd and promtool, then runs every test
+# with the race detector.
+test: services
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+# test-unit runs the tests that need no outside service.
+test-unit:
+	REDLINE_SKIP_INTEGRATION=1 $(GO) test -race -count=1 ./...
+
+services:
+	bash scripts/services.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./kit/...
+	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 5 .
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
+
+# gen regenerates the protobuf code offline: protoc from Debian's protobuf-compiler, the Go
+# plugins built from the versions pinned in go.mod (tool directives).
+gen:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install -y protobuf-compiler"; exit 1; }
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o $(BIN)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	PATH=$(BIN):$$PATH protoc -I . --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative $(PROTOS)
+
+# fuzz runs each fuzz target briefly (the seed corpora also run in `make test`).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzBFFRoutes -fuzztime 20s ./services/bff/internal/service/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeJSON -fuzztime 20s ./kit/transport/http/

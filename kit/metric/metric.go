@@ -1,0 +1,81 @@
+// Package metric provides the Prometheus registry of a Redline process and the RED metric
+// families of its transports, named as in DESIGN.md section 5:
+// redline_{http,grpc}_{server,client}_requests_total{service,route,method,code,lane} and
+// redline_{http,grpc}_{server,client}_duration_seconds.
+package metric
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Registry is the process-wide registry that /metrics serves. Every kit and ha package
+// registers here, so one scrape sees the whole process, including all services of
+// `redline up` (told apart by the service label).
+var Registry = newRegistry()
+
+func newRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Labels of the RED families.
+var redLabels = []string{"service", "route", "method", "code", "lane"}
+
+// Buckets for request durations: 0.5 ms to 10 s, dense where SLO thresholds live.
+var Buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// RED holds the request counter and duration histogram of one transport and side.
+type RED struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	cache    sync.Map // seriesKey -> *series
+}
+
+type seriesKey struct{ service, route, method, code, lane string }
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func newRED(prefix, help string) *RED {
+	r := &RED{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_requests_total", Help: help + " requests, by outcome.",
+		}, redLabels),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: prefix + "_duration_seconds", Help: help + " request duration.", Buckets: Buckets,
+		}, redLabels),
+	}
+	Registry.MustRegister(r.requests, r.duration)
+	return r
+}
+
+// The four RED families.
+var (
+	HTTPServer = newRED("redline_http_server", "HTTP server")
+	HTTPClient = newRED("redline_http_client", "HTTP client")
+	GRPCServer = newRED("redline_grpc_server", "gRPC server")
+	GRPCClient = newRED("redline_grpc_client", "gRPC client")
+)
+
+// Observe counts one request and records its duration. The label set is resolved once and
+// cached, so the steady state allocates nothing.
+func (r *RED) Observe(service, route, method, code, lane string, d time.Duration) {
+	k := seriesKey{service, route, method, code, lane}
+	s, ok := r.cache.Load(k)
+	if !ok {
+		s, _ = r.cache.LoadOrStore(k, &series{
+			requests: r.requests.WithLabelValues(service, route, method, code, lane),
+			duration: r.duration.WithLabelValues(service, route, method, code, lane),
+		})
+	}
+	ser := s.(*series)
+	ser.requests.Inc()
+	ser.duration.Observe(d.Seconds())
+}

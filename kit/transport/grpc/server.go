@@ -1,0 +1,190 @@
+// Package grpc provides the kit's gRPC server and client. Both run the shared middleware
+// chain (kit/middleware) with the default server or client chain first, carry kit/meta and
+// W3C trace context in gRPC metadata, and let grpc-go carry the deadline as grpc-timeout.
+// Clients resolve targets through a kit/registry.
+package grpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/middleware"
+)
+
+// DefaultServerTimeout is the budget of an internal call whose caller set no deadline.
+const DefaultServerTimeout = time.Second
+
+// DefaultMargin is taken off inbound deadlines for the transit back.
+const DefaultMargin = 2 * time.Millisecond
+
+// Server is a gRPC server with the kit's middleware chain. It implements app.Component.
+type Server struct {
+	*grpc.Server
+	name   string
+	o      serverOptions
+	health *health.Server
+	chain  middleware.Handler
+
+	mu  sync.Mutex
+	lis net.Listener
+	err chan error
+}
+
+type serverOptions struct {
+	addr     string
+	logger   *slog.Logger
+	deadline middleware.DeadlineConfig
+	extra    []middleware.Middleware
+	defaults bool
+	grpcOpts []grpc.ServerOption
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*serverOptions)
+
+// Address sets the listen address; the default is "127.0.0.1:0" (a free loopback port).
+func Address(addr string) ServerOption { return func(o *serverOptions) { o.addr = addr } }
+
+// Logger sets the logger of the recovery and logging middleware; the default is slog.Default().
+func Logger(l *slog.Logger) ServerOption { return func(o *serverOptions) { o.logger = l } }
+
+// Deadline sets the server's deadline policy; the default is DefaultServerTimeout with
+// DefaultMargin.
+func Deadline(cfg middleware.DeadlineConfig) ServerOption {
+	return func(o *serverOptions) { o.deadline = cfg }
+}
+
+// Middleware appends ms after the default chain. Use middleware.Select to apply one to some
+// methods only.
+func Middleware(ms ...middleware.Middleware) ServerOption {
+	return func(o *serverOptions) { o.extra = append(o.extra, ms...) }
+}
+
+// WithoutDefaults drops the default chain; only Middleware options apply. For benchmarks
+// and tests of the chain itself.
+func WithoutDefaults() ServerOption { return func(o *serverOptions) { o.defaults = false } }
+
+// GRPCOptions passes options to grpc.NewServer.
+func GRPCOptions(opts ...grpc.ServerOption) ServerOption {
+	return func(o *serverOptions) { o.grpcOpts = append(o.grpcOpts, opts...) }
+}
+
+// NewServer returns a server for the named service. Register services on it with its
+// embedded *grpc.Server before Start.
+func NewServer(name string, opts ...ServerOption) *Server {
+	o := serverOptions{addr: "127.0.0.1:0", logger: slog.Default(), defaults: true,
+		deadline: middleware.DeadlineConfig{Default: DefaultServerTimeout, Margin: DefaultMargin}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Server{name: name, o: o, health: health.NewServer()}
+	var ms []middleware.Middleware
+	if o.defaults {
+		ms = middleware.ServerDefaults(o.logger, o.deadline)
+	}
+	ms = append(ms, o.extra...)
+	s.chain = middleware.Chain(ms...)(func(ctx context.Context, req any) (any, error) {
+		return middleware.FromContext(ctx).Next(ctx, req)
+	})
+	gopts := append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(s.unary)}, o.grpcOpts...)
+	s.Server = grpc.NewServer(gopts...)
+	healthpb.RegisterHealthServer(s.Server, s.health)
+	return s
+}
+
+func (s *Server) unary(ctx context.Context, req any, ui *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	info := &middleware.Info{
+		Kind: middleware.GRPC, Side: middleware.Server, Service: s.name,
+		Operation: ui.FullMethod, Method: "unary", Header: MD(md), Start: time.Now(),
+		Next: middleware.Handler(handler),
+	}
+	resp, err := s.chain(middleware.NewContext(ctx, info), req)
+	if err != nil {
+		return nil, errs.From(err)
+	}
+	return resp, nil
+}
+
+// Start listens and serves in the background. It returns once the listener is bound, so
+// Endpoint is valid afterwards.
+func (s *Server) Start(ctx context.Context) error {
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.o.addr)
+	if err != nil {
+		return fmt.Errorf("grpc %s: listen %s: %w", s.name, s.o.addr, err)
+	}
+	s.mu.Lock()
+	s.lis = lis
+	s.err = make(chan error, 1)
+	s.mu.Unlock()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	go func() { s.err <- s.Server.Serve(lis) }()
+	return nil
+}
+
+// Endpoint returns the bound address, valid after Start.
+func (s *Server) Endpoint() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lis == nil {
+		return ""
+	}
+	return s.lis.Addr().String()
+}
+
+// Stop reports NOT_SERVING, lets in-flight calls finish, and forces the rest closed when
+// ctx ends.
+func (s *Server) Stop(ctx context.Context) error {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() { s.Server.GracefulStop(); close(done) }()
+	var forced error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		forced = fmt.Errorf("grpc %s: drain cut short: %w", s.name, ctx.Err())
+		s.Server.Stop()
+		<-done
+	}
+	s.mu.Lock()
+	errc := s.err
+	s.mu.Unlock()
+	if errc != nil {
+		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+	}
+	return forced
+}
+
+// MD adapts gRPC metadata to middleware.Header and meta.Carrier.
+type MD metadata.MD
+
+// Get returns the first value of key.
+func (m MD) Get(key string) string {
+	if m == nil {
+		return ""
+	}
+	if v := m[key]; len(v) > 0 {
+		return v[0]
+	}
+	if v := m[strings.ToLower(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Set replaces the values of key.
+func (m MD) Set(key, value string) { m[strings.ToLower(key)] = []string{value} }

@@ -1,0 +1,204 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/log"
+	"github.com/redline-dev/redline/kit/meta"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type echoReq struct {
+	Name string `json:"name"`
+	N    int    `json:"n"`
+}
+
+func (r *echoReq) Validate() error {
+	if r.Name == "" {
+		return errs.InvalidArgument("NAME_REQUIRED", "name is required")
+	}
+	return nil
+}
+
+type echoResp struct {
+	Name      string `json:"name"`
+	RequestID string `json:"request_id"`
+	Lane      string `json:"lane"`
+}
+
+func (echoResp) Created() bool { return true }
+
+func newTestServer(t *testing.T, opts ...ServerOption) (*Server, *httptest.Server, *int) {
+	t.Helper()
+	calls := new(int)
+	s := NewServer("test", append([]ServerOption{Logger(log.Discard()), MaxBody(64)}, opts...)...)
+	Route(s, "POST /echo", func(ctx context.Context, in *echoReq) (*echoResp, error) {
+		*calls++
+		md := meta.FromContext(ctx)
+		return &echoResp{Name: in.Name, RequestID: md.RequestID, Lane: md.Lane}, nil
+	})
+	Route(s, "GET /slow", func(ctx context.Context, _ *struct{}) (*struct{}, error) {
+		*calls++
+		select {
+		case <-time.After(time.Second):
+			return &struct{}{}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts, calls
+}
+
+func do(t *testing.T, req *http.Request) (int, errs.Body, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var b errs.Body
+	_ = json.Unmarshal(raw, &b)
+	return resp.StatusCode, b, raw
+}
+
+func TestBadBodiesAreRefusedWithReason(t *testing.T) {
+	_, ts, calls := newTestServer(t)
+	cases := []struct {
+		name, body, reason string
+	}{
+		{"malformed", `{"name":`, errs.ReasonBadJSON},
+		{"syntax", `{"name" "x"}`, errs.ReasonBadJSON},
+		{"empty", ``, errs.ReasonBadJSON},
+		{"unknown field", `{"name":"a","admin":true}`, errs.ReasonUnknownField},
+		{"trailing data", `{"name":"a"} {"name":"b"}`, errs.ReasonBadJSON},
+		{"wrong type", `{"name":"a","n":"x"}`, errs.ReasonInvalidArgument},
+		{"oversized", `{"name":"` + strings.Repeat("a", 100) + `"}`, errs.ReasonBodyTooLarge},
+		{"invalid", `{"name":""}`, "NAME_REQUIRED"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", ts.URL+"/echo", strings.NewReader(c.body))
+			status, body, raw := do(t, req)
+			if status != http.StatusBadRequest || body.Error.Reason != c.reason {
+				t.Fatalf("POST %q = %d %s; want 400 with reason %s", c.body, status, raw, c.reason)
+			}
+			if body.Error.RequestID == "" {
+				t.Fatalf("error body has no request id: %s", raw)
+			}
+		})
+	}
+	if *calls != 0 {
+		t.Fatalf("handler ran %d times for bad input; want 0", *calls)
+	}
+}
+
+func TestRequestIDAndEdgeLane(t *testing.T) {
+	_, ts, _ := newTestServer(t, Edge())
+	req, _ := http.NewRequest("POST", ts.URL+"/echo", strings.NewReader(`{"name":"a"}`))
+	req.Header.Set(meta.HeaderBaggage, "lane=sneaky")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out echoResp
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("status = %d; want 201", resp.StatusCode)
+	}
+	if out.RequestID == "" || resp.Header.Get("X-Request-Id") != out.RequestID {
+		t.Fatalf("request id: handler saw %q, header says %q", out.RequestID, resp.Header.Get("X-Request-Id"))
+	}
+	if out.Lane != "" {
+		t.Fatalf("edge accepted unsigned lane %q", out.Lane)
+	}
+}
+
+func TestDeadlineHeader(t *testing.T) {
+	_, ts, calls := newTestServer(t)
+	t.Run("budget cuts the handler", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.URL+"/slow", nil)
+		req.Header.Set(meta.HeaderTimeout, "50ms")
+		start := time.Now()
+		status, body, _ := do(t, req)
+		if status != http.StatusGatewayTimeout || body.Error.Reason != errs.ReasonDeadline {
+			t.Fatalf("status = %d %+v; want 504 %s", status, body, errs.ReasonDeadline)
+		}
+		if d := time.Since(start); d >= time.Second {
+			t.Fatalf("took %v: deadline did not cancel the handler", d)
+		}
+	})
+	t.Run("expired on arrival", func(t *testing.T) {
+		before := *calls
+		req, _ := http.NewRequest("GET", ts.URL+"/slow", nil)
+		req.Header.Set(meta.HeaderTimeout, "0s")
+		status, body, _ := do(t, req)
+		if status != http.StatusGatewayTimeout || body.Error.Reason != errs.ReasonDeadlineConsumed || *calls != before {
+			t.Fatalf("status = %d %+v, calls %d→%d; want refused 504", status, body, before, *calls)
+		}
+	})
+	t.Run("bad header", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.URL+"/slow", nil)
+		req.Header.Set(meta.HeaderTimeout, "soon")
+		if status, body, _ := do(t, req); status != http.StatusBadRequest || body.Error.Reason != "BAD_TIMEOUT" {
+			t.Fatalf("status = %d %+v; want 400 BAD_TIMEOUT", status, body)
+		}
+	})
+}
+
+func TestClientRoundTrip(t *testing.T) {
+	_, ts, _ := newTestServer(t)
+	c := NewClient("test", ts.URL, ClientLogger(log.Discard()))
+	var out echoResp
+	ctx := meta.NewContext(context.Background(), meta.MD{RequestID: "rid-7"})
+	if err := c.Do(ctx, "POST", "/echo", nil, echoReq{Name: "x"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.RequestID != "rid-7" {
+		t.Fatalf("request id = %q; want rid-7 carried by the client", out.RequestID)
+	}
+	err := c.Do(ctx, "POST", "/echo", nil, echoReq{}, &out)
+	if e := errs.From(err); e.Reason != "NAME_REQUIRED" || e.HTTPStatus() != 400 {
+		t.Fatalf("err = %v; want NAME_REQUIRED 400", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	err = c.Do(ctx, "GET", "/slow", nil, nil, nil)
+	if !errors.Is(err, errs.New(errs.From(err).Code, errs.ReasonDeadline, "")) {
+		t.Fatalf("err = %v; want %s", err, errs.ReasonDeadline)
+	}
+}
+
+func FuzzDecodeJSON(f *testing.F) {
+	f.Add([]byte(`{"name":"a","n":1}`))
+	f.Add([]byte(`{"name":"a"}x`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var v echoReq
+		err := DecodeJSON(strings.NewReader(string(body)), 64, &v)
+		if err == nil {
+			return
+		}
+		e := errs.From(err)
+		if e.HTTPStatus() != http.StatusBadRequest || e.Reason == "" {
+			t.Fatalf("DecodeJSON(%q) = %v; want a 400 with a reason", body, err)
+		}
+	})
+}

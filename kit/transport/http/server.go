@@ -1,0 +1,329 @@
+// Package http provides the kit's HTTP server and client. JSON routes run the shared
+// middleware chain (kit/middleware) behind the default server chain; the caller's deadline
+// crosses the hop in the X-Redline-Timeout header; errors render as the errs JSON body.
+//
+// Request bodies are size-limited and decoded strictly: malformed JSON, unknown fields,
+// trailing data and oversized bodies are refused with 400 and a reason before the handler
+// runs, so a bad request never half-applies a write.
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/meta"
+	"github.com/redline-dev/redline/kit/middleware"
+)
+
+// DefaultServerTimeout is the budget of an edge request: what users call gets up to 1 s.
+const DefaultServerTimeout = time.Second
+
+// DefaultMaxBody is the default request body limit.
+const DefaultMaxBody = 1 << 20
+
+// Server serves JSON routes on a net/http ServeMux (Go 1.22 patterns). It implements
+// app.Component.
+type Server struct {
+	name string
+	o    serverOptions
+	mux  *http.ServeMux
+	base []middleware.Middleware
+	srv  *http.Server
+
+	mu  sync.Mutex
+	lis net.Listener
+	err chan error
+}
+
+type serverOptions struct {
+	addr     string
+	logger   *slog.Logger
+	deadline middleware.DeadlineConfig
+	extra    []middleware.Middleware
+	defaults bool
+	maxBody  int64
+	edge     bool
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*serverOptions)
+
+// Address sets the listen address; the default is "127.0.0.1:0".
+func Address(addr string) ServerOption { return func(o *serverOptions) { o.addr = addr } }
+
+// Logger sets the logger of the default chain; the default is slog.Default().
+func Logger(l *slog.Logger) ServerOption { return func(o *serverOptions) { o.logger = l } }
+
+// Deadline sets the deadline policy; the default is DefaultServerTimeout, 1 ms margin.
+func Deadline(cfg middleware.DeadlineConfig) ServerOption {
+	return func(o *serverOptions) { o.deadline = cfg }
+}
+
+// Middleware appends ms after the default chain for every route.
+func Middleware(ms ...middleware.Middleware) ServerOption {
+	return func(o *serverOptions) { o.extra = append(o.extra, ms...) }
+}
+
+// WithoutDefaults drops the default chain.
+func WithoutDefaults() ServerOption { return func(o *serverOptions) { o.defaults = false } }
+
+// MaxBody sets the request body limit in bytes; the default is DefaultMaxBody.
+func MaxBody(n int64) ServerOption { return func(o *serverOptions) { o.maxBody = n } }
+
+// Edge marks the server as the edge of the system: it accepts no lane from the outside
+// (the lane header is stripped), since lanes enter only through a signed header.
+func Edge() ServerOption { return func(o *serverOptions) { o.edge = true } }
+
+// NewServer returns a server for the named service.
+func NewServer(name string, opts ...ServerOption) *Server {
+	o := serverOptions{addr: "127.0.0.1:0", logger: slog.Default(), defaults: true, maxBody: DefaultMaxBody,
+		deadline: middleware.DeadlineConfig{Default: DefaultServerTimeout, Margin: time.Millisecond}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Server{name: name, o: o, mux: http.NewServeMux()}
+	if o.defaults {
+		s.base = middleware.ServerDefaults(o.logger, o.deadline)
+	}
+	s.base = append(s.base, o.extra...)
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(o.logger.Handler(), slog.LevelWarn)}
+	return s
+}
+
+// Handle registers a plain http.Handler, outside the middleware chain (for static files
+// and the like).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Binder is implemented by request types that read path and query parameters.
+type Binder interface {
+	Bind(r *http.Request) error
+}
+
+// Validator is implemented by request types that check themselves after decoding.
+type Validator interface {
+	Validate() error
+}
+
+// Created is implemented by responses that answer 201 instead of 200.
+type Created interface {
+	Created() bool
+}
+
+// Route registers a JSON route. The request body (for methods that have one) is decoded
+// strictly into Req, then Bind and Validate run if Req implements them, then fn. ms run
+// after the server's chain, for this route only. On an HTTP server the middleware see the
+// *http.Request as req; fn gets the decoded *Req.
+func Route[Req, Resp any](s *Server, pattern string, fn func(ctx context.Context, req *Req) (*Resp, error), ms ...middleware.Middleware) {
+	method, _, _ := strings.Cut(pattern, " ")
+	hasBody := method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
+	maxBody := s.o.maxBody
+	terminal := func(ctx context.Context, raw any) (any, error) {
+		r := raw.(*http.Request)
+		in := new(Req)
+		if hasBody {
+			if err := DecodeJSON(r.Body, maxBody, in); err != nil {
+				return nil, err
+			}
+		}
+		if b, ok := any(in).(Binder); ok {
+			if err := b.Bind(r); err != nil {
+				return nil, asInvalid(err)
+			}
+		}
+		if v, ok := any(in).(Validator); ok {
+			if err := v.Validate(); err != nil {
+				return nil, asInvalid(err)
+			}
+		}
+		return fn(ctx, in)
+	}
+	h := middleware.Chain(append(append([]middleware.Middleware{}, s.base...), ms...)...)(terminal)
+	s.mux.Handle(pattern, &route{s: s, op: pattern, h: h})
+}
+
+func asInvalid(err error) error {
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return errs.InvalidArgument(errs.ReasonInvalidArgument, "%s", err.Error())
+}
+
+type route struct {
+	s  *Server
+	op string
+	h  middleware.Handler
+}
+
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := &middleware.Info{Kind: middleware.HTTP, Side: middleware.Server, Service: rt.s.name,
+		Operation: rt.op, Method: r.Method, Header: Header(r.Header), Reply: Header(w.Header()), Start: time.Now()}
+	if rt.s.o.edge {
+		r.Header.Del(meta.HeaderBaggage)
+	}
+	var resp any
+	var err error
+	if v := r.Header.Get(meta.HeaderTimeout); v != "" {
+		d, perr := ParseTimeout(v)
+		if perr != nil {
+			err = perr
+		} else {
+			info.Timeout = d
+		}
+	}
+	if err == nil {
+		if info.Timeout < 0 { // the caller's deadline passed in transit: refused on arrival
+			info.Timeout = time.Nanosecond
+		}
+		resp, err = rt.h(middleware.NewContext(r.Context(), info), r)
+	}
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	status := http.StatusOK
+	if c, ok := resp.(Created); ok && c.Created() {
+		status = http.StatusCreated
+	}
+	WriteJSON(w, status, resp)
+}
+
+// ParseTimeout parses the X-Redline-Timeout header: a Go duration such as "49.5ms". A
+// value of zero or less means the caller's deadline has already passed.
+func ParseTimeout(v string) (time.Duration, error) {
+	if len(v) > 32 {
+		return 0, errs.InvalidArgument("BAD_TIMEOUT", "header %s is too long", meta.HeaderTimeout)
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, errs.InvalidArgument("BAD_TIMEOUT", "header %s: %q is not a duration like 250ms", meta.HeaderTimeout, v)
+	}
+	if d <= 0 {
+		return -1, nil
+	}
+	return d, nil
+}
+
+// DecodeJSON decodes exactly one JSON value from body into dst, refusing bodies over max
+// bytes, unknown fields, trailing data and malformed JSON, each with its own reason.
+func DecodeJSON(body io.Reader, max int64, dst any) error {
+	lr := &io.LimitedReader{R: body, N: max + 1}
+	dec := json.NewDecoder(lr)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if lr.N <= 0 {
+		return errs.InvalidArgument(errs.ReasonBodyTooLarge, "request body is larger than %d bytes", max)
+	}
+	if err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return errs.InvalidArgument(errs.ReasonBadJSON, "request body has data after the JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if lr.N <= 0 {
+			return errs.InvalidArgument(errs.ReasonBodyTooLarge, "request body is larger than %d bytes", max)
+		}
+		return errs.InvalidArgument(errs.ReasonBadJSON, "request body has data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return errs.InvalidArgument(errs.ReasonBadJSON, "request body is empty: send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errs.InvalidArgument(errs.ReasonBadJSON, "request body ends in the middle of the JSON")
+	case errors.As(err, &syn):
+		return errs.InvalidArgument(errs.ReasonBadJSON, "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		return errs.InvalidArgument(errs.ReasonInvalidArgument, "field %q: want %s, got %s", typ.Field, typ.Type, typ.Value).
+			WithMetadata("field", typ.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return errs.InvalidArgument(errs.ReasonUnknownField, "unknown field %q", field).WithMetadata("field", field)
+	}
+	return errs.InvalidArgument(errs.ReasonBadJSON, "malformed JSON: %s", err.Error())
+}
+
+// WriteJSON writes v as a JSON response with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes err as the errs JSON body with its HTTP status. Internal causes stay
+// out of the body.
+func WriteError(w http.ResponseWriter, err error) {
+	e := errs.From(err)
+	WriteJSON(w, e.HTTPStatus(), e.ToBody(w.Header().Get(meta.HeaderRequestID)))
+}
+
+// Header adapts http.Header to middleware.Header and meta.Carrier.
+type Header http.Header
+
+// Get returns the first value of key.
+func (h Header) Get(key string) string { return http.Header(h).Get(key) }
+
+// Set replaces the values of key.
+func (h Header) Set(key, value string) { http.Header(h).Set(key, value) }
+
+// Start listens and serves in the background; it returns once the listener is bound.
+func (s *Server) Start(ctx context.Context) error {
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.o.addr)
+	if err != nil {
+		return fmt.Errorf("http %s: listen %s: %w", s.name, s.o.addr, err)
+	}
+	s.mu.Lock()
+	s.lis, s.err = lis, make(chan error, 1)
+	s.mu.Unlock()
+	go func() { s.err <- s.srv.Serve(lis) }()
+	return nil
+}
+
+// Endpoint returns the bound address, valid after Start.
+func (s *Server) Endpoint() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lis == nil {
+		return ""
+	}
+	return s.lis.Addr().String()
+}
+
+// Stop stops accepting, lets in-flight requests finish, and closes the rest when ctx ends.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+		err = fmt.Errorf("http %s: drain cut short: %w", s.name, err)
+	}
+	s.mu.Lock()
+	errc := s.err
+	s.mu.Unlock()
+	if errc != nil {
+		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			return serr
+		}
+	}
+	return err
+}
