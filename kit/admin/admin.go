@@ -58,9 +58,6 @@ func Address(a string) Option { return func(s *Server) { s.addr = a } }
 // An empty token leaves them open, which only suits loopback.
 func Token(t string) Option { return func(s *Server) { s.token = t } }
 
-// Config sets the function /config renders; it must return the redacted configuration.
-func Config(f func() any) Option { return func(s *Server) { s.config = f } }
-
 // Gatherer sets the metrics source; the default is metric.Registry.
 func Gatherer(g prometheus.Gatherer) Option { return func(s *Server) { s.reg = g } }
 
@@ -104,6 +101,14 @@ func (s *Server) AddState(name string, f func() any) {
 
 // Handle adds an endpoint behind the token, for packages that serve more than state.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, s.auth(h)) }
+
+// SetConfig sets the function /config renders; it must return the redacted
+// configuration.
+func (s *Server) SetConfig(f func() any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.config = f
+}
 
 // SetDraining makes /readyz fail from now on (app.Drainer).
 func (s *Server) SetDraining(d bool) { s.draining.Store(d) }
@@ -180,11 +185,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) configz(w http.ResponseWriter, _ *http.Request) {
-	if s.config == nil {
+	s.mu.Lock()
+	f := s.config
+	s.mu.Unlock()
+	if f == nil {
 		writeJSON(w, http.StatusOK, map[string]any{})
 		return
 	}
-	writeJSON(w, http.StatusOK, s.config())
+	writeJSON(w, http.StatusOK, f())
 }
 
 func (s *Server) statez(w http.ResponseWriter, _ *http.Request) {

@@ -85,7 +85,9 @@ func Components(cs ...Component) Option {
 }
 
 // Drainers are told first when draining starts (readiness false).
-func Drainers(ds ...Drainer) Option { return func(o *options) { o.drainers = append(o.drainers, ds...) } }
+func Drainers(ds ...Drainer) Option {
+	return func(o *options) { o.drainers = append(o.drainers, ds...) }
+}
 
 // StopTimeout bounds the whole stop: drain delay plus every component's Stop. The default
 // is 10 s.
@@ -96,6 +98,7 @@ func StopTimeout(d time.Duration) Option { return func(o *options) { o.stopTimeo
 func DrainDelay(d time.Duration) Option { return func(o *options) { o.drainDelay = d } }
 
 // Signals sets the signals that start a graceful stop; the default is SIGINT and SIGTERM.
+// Signals() with none leaves stopping to the context, as tests do.
 func Signals(sigs ...os.Signal) Option { return func(o *options) { o.signals = sigs } }
 
 // Logger sets the logger; the default is slog.Default().
@@ -118,8 +121,11 @@ var ErrStopTimeout = errors.New("app: stop timed out; some requests were cut off
 // stops gracefully. It returns nil after a clean stop. If a component fails to start, the
 // ones already started are stopped in reverse and the start error is returned.
 func (a *App) Run(ctx context.Context) error {
-	ctx, stopSignals := signal.NotifyContext(ctx, a.o.signals...)
-	defer stopSignals()
+	if len(a.o.signals) > 0 { // NotifyContext with no signals would catch every signal
+		var stopSignals context.CancelFunc
+		ctx, stopSignals = signal.NotifyContext(ctx, a.o.signals...)
+		defer stopSignals()
+	}
 	started := 0
 	var startErr error
 	for _, c := range a.o.components {

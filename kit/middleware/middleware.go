@@ -73,6 +73,9 @@ type Info struct {
 	Timeout time.Duration
 	// Start is when the transport received the request, or began the call.
 	Start time.Time
+	// Status is the HTTP status of a successful response when it is not 200 (201 for a
+	// create); set by the HTTP server's route before the chain unwinds.
+	Status int
 	// Next is the transport's innermost handler for this request, which the chain (built
 	// once per server) ends in. Middleware never call it themselves.
 	Next Handler

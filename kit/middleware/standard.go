@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"strconv"
 	"sync/atomic"
@@ -160,7 +161,7 @@ func Logging(logger *slog.Logger) Middleware {
 				slog.String("kind", string(info.Kind)),
 				slog.String("service", info.Service),
 				slog.String("op", info.Operation),
-				slog.String("code", CodeLabel(info.Kind, err)),
+				slog.String("code", CodeLabel(info, err)),
 				slog.Duration("latency", time.Since(info.Start)),
 			}
 			if err != nil {
@@ -186,7 +187,7 @@ func Metrics() Middleware {
 			if info == nil {
 				return resp, err
 			}
-			family(info).Observe(info.Service, info.Operation, info.Method, CodeLabel(info.Kind, err),
+			family(info).Observe(info.Service, info.Operation, info.Method, CodeLabel(info, err),
 				meta.Lane(ctx), time.Since(info.Start))
 			return resp, err
 		}
@@ -216,14 +217,20 @@ func init() {
 		st := errs.HTTPStatus(c)
 		httpStatusNames[st] = strconv.Itoa(st)
 	}
+	for _, st := range []int{http.StatusCreated, http.StatusNoContent} {
+		httpStatusNames[st] = strconv.Itoa(st)
+	}
 }
 
 // CodeLabel is the code label of a result: the HTTP status for HTTP, the gRPC code name for
 // gRPC. It does not allocate for known codes.
-func CodeLabel(kind Kind, err error) string {
+func CodeLabel(info *Info, err error) string {
 	c := errs.Code(err)
-	if kind == HTTP {
+	if info.Kind == HTTP {
 		st := errs.HTTPStatus(c)
+		if err == nil && info.Status != 0 {
+			st = info.Status
+		}
 		if s, ok := httpStatusNames[st]; ok {
 			return s
 		}

@@ -131,4 +131,3 @@ func (c *Client) send(ctx context.Context, method, path string, hdr http.Header,
 	}
 	return nil
 }
-

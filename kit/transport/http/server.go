@@ -150,7 +150,13 @@ func Route[Req, Resp any](s *Server, pattern string, fn func(ctx context.Context
 				return nil, asInvalid(err)
 			}
 		}
-		return fn(ctx, in)
+		out, err := fn(ctx, in)
+		if err == nil {
+			if c, ok := any(out).(Created); ok && c.Created() {
+				middleware.FromContext(ctx).Status = http.StatusCreated
+			}
+		}
+		return out, err
 	}
 	h := middleware.Chain(append(append([]middleware.Middleware{}, s.base...), ms...)...)(terminal)
 	s.mux.Handle(pattern, &route{s: s, op: pattern, h: h})
@@ -197,8 +203,8 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := http.StatusOK
-	if c, ok := resp.(Created); ok && c.Created() {
-		status = http.StatusCreated
+	if info.Status != 0 {
+		status = info.Status
 	}
 	WriteJSON(w, status, resp)
 }

@@ -1,0 +1,45 @@
+// Command redline is one CLI over Redline: run the demo backend in one process (up) or one
+// service per process (serve).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRoot().ExecuteContext(context.Background()); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(os.Stderr, "redline:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "redline:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in how the command was called (exit status 2).
+type usageError struct{ error }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "redline",
+		Short: "Redline: a Go microservice kit with HA built in, SRE tooling, and full-chain stress and chaos",
+		Long: `Redline runs a RedNote-like backend (user, note and a BFF gateway) on its kit.
+
+  redline up              all services in one process, on embedded stores
+  redline serve SERVICE   one service per process, found through etcd
+
+Configuration comes from --config FILE (YAML), REDLINE_* environment variables
+(REDLINE_SECTION__KEY, e.g. REDLINE_ADMIN__TOKEN) and flags, in rising precedence.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newUp(), newServe())
+	return root
+}

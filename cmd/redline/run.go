@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/redline-dev/redline/kit/app"
+	"github.com/redline-dev/redline/kit/conf"
+	"github.com/redline-dev/redline/kit/log"
+	"github.com/redline-dev/redline/kit/trace"
+	"github.com/redline-dev/redline/services/stack"
+)
+
+// configFlags adds the flags shared by up and serve. Flag names are config keys, with
+// '-' accepted for '_'.
+func configFlags(fs *pflag.FlagSet) *string {
+	d := stack.Default()
+	path := fs.String("config", "", "YAML config file (keys as in the README's configuration section)")
+	fs.String("registry", d.Registry, "service registry: memory, or etcd://127.0.0.1:2379")
+	fs.String("cache", d.Cache, "cache: memory:, or redis://127.0.0.1:6379/0")
+	fs.String("data_dir", d.DataDir, "directory for the embedded stores (SQLite files)")
+	fs.String("admin.addr", d.Admin.Addr, "admin endpoint address (/healthz /readyz /metrics /state /config /debug/pprof/)")
+	fs.String("bff.addr", d.BFF.Addr, "BFF (public JSON API) address")
+	fs.String("user.addr", d.User.Addr, "user service gRPC address (port 0: any free port)")
+	fs.String("note.addr", d.Note.Addr, "note service gRPC address (port 0: any free port)")
+	fs.String("log.level", d.Log.Level, "log level: debug, info, warn, error (reloads with the config file)")
+	fs.String("log.format", d.Log.Format, "log format: text or json")
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		return pflag.NormalizedName(strings.ReplaceAll(name, "-", "_"))
+	})
+	return path
+}
+
+// run loads the configuration, builds the named services and runs them until a signal.
+// banner prints the addresses once everything listens.
+func run(cmd *cobra.Command, path string, services []string, banner func(w io.Writer, s *stack.Stack)) error {
+	ctx := cmd.Context()
+	cfg := stack.Default()
+	opts := []conf.Option{conf.WithFlags(cmd.Flags())}
+	if path != "" {
+		opts = append(opts, conf.WithFile(path))
+	}
+	loaded, err := conf.Load(cfg, opts...)
+	if err != nil {
+		return usageError{err}
+	}
+	defer loaded.Close()
+	logger, level := log.New(os.Stderr, cfg.Log)
+	slog.SetDefault(logger)
+
+	name := "redline"
+	if len(services) == 1 {
+		name = services[0]
+	}
+	shutdownTrace, err := trace.Setup(ctx, name, cfg.Trace)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTrace(context.Background()) }()
+
+	st, err := stack.New(ctx, cfg, logger, services...)
+	if err != nil {
+		return err
+	}
+	st.Admin.SetConfig(func() any { return loaded.Redacted() })
+	watch := app.Hook("config watch", func(ctx context.Context) error {
+		return loaded.Watch(context.WithoutCancel(ctx), func() any { return stack.Default() }, func(u conf.Update) {
+			next := u.Value.(*stack.Config)
+			if l, err := log.ParseLevel(next.Log.Level); err == nil && l != level.Level() {
+				level.Set(l)
+			}
+			logger.Info("config reloaded", "changed", u.Changed, "needs_restart", u.Static, "log.level", next.Log.Level)
+		})
+	}, func(context.Context) error { return loaded.Close() })
+	printed := app.Hook("banner", func(context.Context) error {
+		banner(cmd.OutOrStdout(), st)
+		return nil
+	}, nil)
+	comps := append(st.Components(), watch, printed)
+	a := app.New(app.Name(name), app.Components(comps...), app.Drainers(st.Admin), app.Logger(logger),
+		app.StopTimeout(cfg.StopTimeout), app.DrainDelay(cfg.Drain))
+	if err := a.Run(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func newUp() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run every demo service in one process on embedded stores",
+		Long: `up runs user, note and the BFF in one process. Each service listens on its own
+loopback port and they call each other over real gRPC, found through the in-memory
+registry. Data lives in SQLite files under --data-dir. Ctrl-C stops gracefully:
+readiness turns false, in-flight requests finish, then the servers stop.`,
+		Args: cobra.NoArgs,
+	}
+	path := configFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return run(cmd, *path, nil, func(w io.Writer, s *stack.Stack) {
+			fmt.Fprintf(w, "redline is up\n  BFF (public API)  %s/v1\n  admin             %s  (/readyz /metrics /state /config)\n  stop with Ctrl-C\n",
+				s.BFFURL(), s.AdminURL())
+		})
+	}
+	return cmd
+}
+
+func newServe() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:       "serve SERVICE",
+		Short:     "Run one service in this process (user, note or bff)",
+		ValidArgs: stack.Services,
+		Long: `serve runs one service, registered in --registry so the others find it. Run
+the user and note services first or in any order; the BFF's /readyz reports which
+dependency has no instance until it appears. Separate processes must share
+auth.token_key (REDLINE_AUTH__TOKEN_KEY).
+
+Example, with etcd from scripts/services.sh:
+  export REDLINE_AUTH__TOKEN_KEY=$(head -c 24 /dev/urandom | base64)
+  redline serve user --registry etcd://127.0.0.1:2379 --admin.addr 127.0.0.1:9091 --data-dir data
+  redline serve note --registry etcd://127.0.0.1:2379 --admin.addr 127.0.0.1:9092 --data-dir data
+  redline serve bff  --registry etcd://127.0.0.1:2379 --admin.addr 127.0.0.1:9093`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("serve needs one service: %s", strings.Join(stack.Services, ", "))}
+			}
+			return nil
+		},
+	}
+	path := configFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return run(cmd, *path, args, func(w io.Writer, s *stack.Stack) {
+			fmt.Fprintf(w, "%s is up\n", args[0])
+			if u := s.BFFURL(); u != "" {
+				fmt.Fprintf(w, "  BFF (public API)  %s/v1\n", u)
+			}
+			if a := s.GRPCAddr(args[0]); a != "" {
+				fmt.Fprintf(w, "  gRPC              %s\n", a)
+			}
+			fmt.Fprintf(w, "  admin             %s\n", s.AdminURL())
+		})
+	}
+	return cmd
+}

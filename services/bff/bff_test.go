@@ -1,0 +1,267 @@
+package bff_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	notev1 "github.com/redline-dev/redline/api/note/v1"
+	userv1 "github.com/redline-dev/redline/api/user/v1"
+	"github.com/redline-dev/redline/kit/auth"
+	"github.com/redline-dev/redline/kit/log"
+	"github.com/redline-dev/redline/kit/middleware"
+	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
+	kithttp "github.com/redline-dev/redline/kit/transport/http"
+	"github.com/redline-dev/redline/services/bff"
+	"github.com/redline-dev/redline/services/stack"
+	"github.com/redline-dev/redline/services/stack/stacktest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type note struct {
+	ID       string   `json:"id"`
+	AuthorID string   `json:"author_id"`
+	Title    string   `json:"title"`
+	Tags     []string `json:"tags"`
+	Author   *struct {
+		Username string `json:"username"`
+	} `json:"author"`
+}
+
+type page struct {
+	Notes      []note `json:"notes"`
+	NextCursor string `json:"next_cursor"`
+}
+
+func TestWalkThrough(t *testing.T) {
+	s := stacktest.Start(t, nil)
+	bearer, uid := stacktest.Session(t, s.BFF, "alice")
+
+	r := stacktest.Do(t, "GET", s.BFF+"/v1/me", nil, "Authorization", bearer)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"username":"alice"`) {
+		t.Fatalf("GET /v1/me = %d %s", r.Status, r.Body)
+	}
+	var ids []string
+	for i := range 5 {
+		r = stacktest.Do(t, "POST", s.BFF+"/v1/notes",
+			map[string]any{"title": fmt.Sprintf("note %d", i), "body": "hello", "tags": []string{"#Go", "go", "redline"}},
+			"Authorization", bearer)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("POST /v1/notes = %d %s", r.Status, r.Body)
+		}
+		var n note
+		r.JSON(t, &n)
+		if n.AuthorID != uid || len(n.Tags) != 2 {
+			t.Fatalf("created %+v; want author %s and tags deduplicated to [go redline]", n, uid)
+		}
+		ids = append(ids, n.ID)
+	}
+	r = stacktest.Do(t, "GET", s.BFF+"/v1/notes/"+ids[0], nil)
+	var got note
+	r.JSON(t, &got)
+	if r.Status != 200 || got.Title != "note 0" || got.Author == nil || got.Author.Username != "alice" {
+		t.Fatalf("GET note = %d %s; want note 0 with its author", r.Status, r.Body)
+	}
+	// Newest first, two per page, across three pages.
+	var seen []string
+	cursor := ""
+	for range 4 {
+		r = stacktest.Do(t, "GET", s.BFF+"/v1/users/"+uid+"/notes?limit=2&cursor="+cursor, nil)
+		var p page
+		r.JSON(t, &p)
+		for _, n := range p.Notes {
+			seen = append(seen, n.ID)
+		}
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	want := []string{ids[4], ids[3], ids[2], ids[1], ids[0]}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("paged ids = %v; want %v", seen, want)
+	}
+	// The request is in the BFF's RED metrics.
+	m := stacktest.Do(t, "GET", s.Admin+"/metrics", nil)
+	if !strings.Contains(string(m.Body), `redline_http_server_requests_total{code="201",lane="",method="POST",route="POST /v1/notes",service="bff"} 5`) {
+		t.Fatalf("metrics lack the 5 note creations:\n%s", grepLines(m.Body, "requests_total"))
+	}
+	if !strings.Contains(string(m.Body), `redline_grpc_server_requests_total{code="OK",lane="",method="unary",route="/note.v1.Note/CreateNote",service="note"} 5`) {
+		t.Fatalf("metrics lack the note service's side of the hop")
+	}
+}
+
+func TestIdempotentCreate(t *testing.T) {
+	s := stacktest.Start(t, nil)
+	bearer, uid := stacktest.Session(t, s.BFF, "bob")
+	var first, second note
+	stacktest.Do(t, "POST", s.BFF+"/v1/notes", map[string]any{"title": "once"}, "Authorization", bearer, "Idempotency-Key", "k-1").JSON(t, &first)
+	stacktest.Do(t, "POST", s.BFF+"/v1/notes", map[string]any{"title": "once"}, "Authorization", bearer, "Idempotency-Key", "k-1").JSON(t, &second)
+	if first.ID == "" || first.ID != second.ID {
+		t.Fatalf("replayed create made %s then %s; want the same note", first.ID, second.ID)
+	}
+	var p page
+	stacktest.Do(t, "GET", s.BFF+"/v1/users/"+uid+"/notes", nil).JSON(t, &p)
+	if len(p.Notes) != 1 {
+		t.Fatalf("author has %d notes after a replayed create; want 1", len(p.Notes))
+	}
+}
+
+func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
+	s := stacktest.Start(t, func(c *stack.Config) { c.BFF.MaxBody = 1024 })
+	bearer, uid := stacktest.Session(t, s.BFF, "carol")
+	cases := []struct {
+		name    string
+		method  string
+		path    string
+		body    any
+		headers []string
+		status  int
+		reason  string
+	}{
+		{"malformed JSON", "POST", "/v1/notes", `{"title": "x"`, []string{"Authorization", bearer}, 400, "MALFORMED_JSON"},
+		{"oversized body", "POST", "/v1/notes", `{"title":"x","body":"` + strings.Repeat("a", 2000) + `"}`, []string{"Authorization", bearer}, 400, "BODY_TOO_LARGE"},
+		{"unknown field", "POST", "/v1/notes", `{"title":"x","author_id":"1"}`, []string{"Authorization", bearer}, 400, "UNKNOWN_FIELD"},
+		{"missing token", "POST", "/v1/notes", `{"title":"x"}`, nil, 401, "TOKEN_MISSING"},
+		{"forged token", "POST", "/v1/notes", `{"title":"x"}`, []string{"Authorization", bearer + "x"}, 401, "TOKEN_INVALID"},
+		{"bad cursor", "GET", "/v1/users/" + uid + "/notes?cursor=bm90LWEtY3Vyc29y", nil, nil, 400, "BAD_CURSOR"},
+		{"bad cursor chars", "GET", "/v1/users/" + uid + "/notes?cursor=%20x", nil, nil, 400, "BAD_CURSOR"},
+		{"bad limit", "GET", "/v1/users/" + uid + "/notes?limit=500", nil, nil, 400, "BAD_LIMIT"},
+		{"bad id", "GET", "/v1/notes/abc", nil, nil, 400, "INVALID_ID"},
+		{"empty title", "POST", "/v1/notes", `{"title":"  "}`, []string{"Authorization", bearer}, 400, "INVALID_TITLE"},
+		{"register unknown field", "POST", "/v1/users", `{"username":"dave","password":"long enough pw","admin":true}`, nil, 400, "UNKNOWN_FIELD"},
+		{"short password", "POST", "/v1/users", `{"username":"dave","password":"short"}`, nil, 400, "INVALID_PASSWORD"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := stacktest.Do(t, c.method, s.BFF+c.path, c.body, c.headers...)
+			if r.Status != c.status || r.Reason() != c.reason {
+				t.Fatalf("%s %s = %d %s; want %d %s", c.method, c.path, r.Status, r.Body, c.status, c.reason)
+			}
+			if !strings.Contains(string(r.Body), `"message":"`) || r.Header.Get("X-Request-Id") == "" {
+				t.Fatalf("error lacks a message or request id: %s", r.Body)
+			}
+		})
+	}
+	var p page
+	stacktest.Do(t, "GET", s.BFF+"/v1/users/"+uid+"/notes", nil).JSON(t, &p)
+	if len(p.Notes) != 0 {
+		t.Fatalf("bad requests wrote %d notes; want 0", len(p.Notes))
+	}
+	if r := stacktest.Do(t, "POST", s.BFF+"/v1/sessions", map[string]string{"username": "dave", "password": "long enough pw"}); r.Status != 401 {
+		t.Fatalf("login as the refused registration = %d; want 401 (no user was written)", r.Status)
+	}
+}
+
+func TestNotFoundCrossesTheHop(t *testing.T) {
+	s := stacktest.Start(t, nil)
+	r := stacktest.Do(t, "GET", s.BFF+"/v1/notes/12345", nil)
+	if r.Status != 404 || r.Reason() != "NOTE_NOT_FOUND" {
+		t.Fatalf("GET missing note = %d %s; want 404 NOTE_NOT_FOUND", r.Status, r.Body)
+	}
+}
+
+// slowNotes is a note service whose GetNote takes a second unless its ctx ends first.
+type slowNotes struct {
+	notev1.UnimplementedNoteServer
+	ended chan error
+}
+
+func (s *slowNotes) GetNote(ctx context.Context, _ *notev1.GetNoteRequest) (*notev1.NoteInfo, error) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		s.ended <- nil
+		return &notev1.NoteInfo{Id: 1}, nil
+	case <-ctx.Done():
+		s.ended <- ctx.Err()
+		return nil, ctx.Err()
+	}
+}
+
+func TestEdgeBudgetCutsASlowBackend(t *testing.T) {
+	ctx := context.Background()
+	slow := &slowNotes{ended: make(chan error, 1)}
+	noteSrv := kitgrpc.NewServer("note", kitgrpc.Logger(log.Discard()))
+	notev1.RegisterNoteServer(noteSrv, slow)
+	if err := noteSrv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer noteSrv.Stop(ctx)
+	conn, err := kitgrpc.NewClient(noteSrv.Endpoint(), kitgrpc.ClientLogger(log.Discard()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	signer, _ := auth.NewSigner(strings.Repeat("k", 32), nil)
+	edge := kithttp.NewServer("bff", kithttp.Logger(log.Discard()), kithttp.Edge(),
+		kithttp.Deadline(middleware.DeadlineConfig{Default: 50 * time.Millisecond, Margin: time.Millisecond}))
+	bff.Register(edge, userv1.NewUserClient(conn), notev1.NewNoteClient(conn), signer)
+	if err := edge.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer edge.Stop(ctx)
+
+	start := time.Now()
+	r := stacktest.Do(t, "GET", "http://"+edge.Endpoint()+"/v1/notes/1", nil)
+	elapsed := time.Since(start)
+	if r.Status != http.StatusGatewayTimeout || r.Reason() != "DEADLINE_EXCEEDED" {
+		t.Fatalf("GET = %d %s; want 504 DEADLINE_EXCEEDED", r.Status, r.Body)
+	}
+	if elapsed >= time.Second {
+		t.Fatalf("answered after %v: the 50 ms edge budget did not cut the 1 s handler", elapsed)
+	}
+	t.Logf("50 ms edge budget, 1 s note handler: 504 after %v", elapsed)
+	if err := <-slow.ended; !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		t.Fatalf("note handler ctx err = %v; want cancelled", err)
+	}
+	// A client-sent budget smaller than the default wins too.
+	r = stacktest.Do(t, "GET", "http://"+edge.Endpoint()+"/v1/notes/1", nil, "X-Redline-Timeout", "20ms")
+	if r.Status != http.StatusGatewayTimeout {
+		t.Fatalf("GET with 20ms header = %d; want 504", r.Status)
+	}
+	<-slow.ended
+}
+
+// FuzzBFFRoutes sends arbitrary bodies to every route that decodes JSON, through the real
+// stack. Whatever arrives, the answer is a 2xx or a 4xx with a reason, never a 5xx.
+func FuzzBFFRoutes(f *testing.F) {
+	s := stacktest.Start(f, nil)
+	bearer, _ := stacktest.Session(f, s.BFF, "fuzzer")
+	routes := []string{"/v1/users", "/v1/sessions", "/v1/notes"}
+	f.Add(0, []byte(`{"username":"abc","password":"12345678"}`))
+	f.Add(1, []byte(`{"username":"fuzzer","password":"correct horse battery"}`))
+	f.Add(2, []byte(`{"title":"t","body":"b","tags":["a"],"media":["m"]}`))
+	f.Add(2, []byte(`{"title":"t","tags":[1]}`))
+	f.Add(2, []byte(`{"title":"\u0000","body":null}`))
+	f.Fuzz(func(t *testing.T, route int, body []byte) {
+		if route < 0 {
+			route = -route
+		}
+		path := routes[route%len(routes)]
+		r := stacktest.Do(t, "POST", s.BFF+path, body, "Authorization", bearer)
+		if r.Status >= 500 {
+			t.Fatalf("POST %s %q = %d %s", path, body, r.Status, r.Body)
+		}
+		if r.Status >= 400 && r.Reason() == "" {
+			t.Fatalf("POST %s %q = %d without a reason: %s", path, body, r.Status, r.Body)
+		}
+	})
+}
+
+func grepLines(body []byte, sub string) string {
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,179 @@
+// Package biz holds the note service's rules: what a note may contain, idempotent
+// creation, and cursor pagination. It owns the repository interface that data implements.
+package biz
+
+import (
+	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/id"
+)
+
+// Note is a post.
+type Note struct {
+	ID        int64
+	AuthorID  int64
+	Title     string
+	Body      string
+	Tags      []string
+	Media     []string
+	CreatedAt time.Time
+	// IdempotencyKey makes creation safe to repeat; "" for none.
+	IdempotencyKey string
+}
+
+// Repo stores notes.
+type Repo interface {
+	// Create stores n. If the author already created a note with the same idempotency
+	// key, it stores nothing and returns that note.
+	Create(ctx context.Context, n *Note) (*Note, error)
+	// Get returns a note; ErrNotFound when absent.
+	Get(ctx context.Context, id int64) (*Note, error)
+	// ListByAuthor returns up to limit notes of author with id < before, newest first.
+	ListByAuthor(ctx context.Context, author, before int64, limit int) ([]*Note, error)
+}
+
+// Limits of a note.
+const (
+	MaxTitle     = 100
+	MaxBody      = 10000
+	MaxTags      = 10
+	MaxTagLen    = 32
+	MaxMedia     = 9
+	MaxMediaRef  = 512
+	MaxPageSize  = 50
+	DefaultPage  = 20
+	maxIdemKey   = 128
+	cursorPrefix = "n1:"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound  = errs.NotFound("NOTE_NOT_FOUND", "no such note")
+	ErrBadCursor = errs.InvalidArgument("BAD_CURSOR", "cursor is not one this API returned: start again without a cursor")
+)
+
+// Usecase is the note service's logic.
+type Usecase struct{ repo Repo }
+
+// NewUsecase returns the logic over repo.
+func NewUsecase(repo Repo) *Usecase { return &Usecase{repo: repo} }
+
+func invalid(reason, format string, args ...any) error {
+	return errs.InvalidArgument(reason, format, args...)
+}
+
+// Validate checks a note to be created and normalizes its tags.
+func (n *Note) Validate() error {
+	n.Title = strings.TrimSpace(n.Title)
+	switch {
+	case n.AuthorID <= 0:
+		return invalid("INVALID_AUTHOR", "author_id is required")
+	case n.Title == "" || utf8.RuneCountInString(n.Title) > MaxTitle || !utf8.ValidString(n.Title):
+		return invalid("INVALID_TITLE", "title must be 1 to %d characters", MaxTitle)
+	case utf8.RuneCountInString(n.Body) > MaxBody || !utf8.ValidString(n.Body):
+		return invalid("INVALID_BODY", "body must be at most %d characters", MaxBody)
+	case len(n.Tags) > MaxTags:
+		return invalid("TOO_MANY_TAGS", "at most %d tags", MaxTags)
+	case len(n.Media) > MaxMedia:
+		return invalid("TOO_MANY_MEDIA", "at most %d media references", MaxMedia)
+	case len(n.IdempotencyKey) > maxIdemKey:
+		return invalid("INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be at most %d bytes", maxIdemKey)
+	}
+	seen := map[string]bool{}
+	tags := n.Tags[:0:0]
+	for _, t := range n.Tags {
+		t = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(t, "#")))
+		if t == "" || utf8.RuneCountInString(t) > MaxTagLen || strings.ContainsAny(t, " ,#") {
+			return invalid("INVALID_TAG", "tag %q: 1 to %d characters, no spaces, commas or #", t, MaxTagLen)
+		}
+		if !seen[t] {
+			seen[t] = true
+			tags = append(tags, t)
+		}
+	}
+	n.Tags = tags
+	for _, m := range n.Media {
+		if m == "" || len(m) > MaxMediaRef || strings.ContainsAny(m, " \n\t") {
+			return invalid("INVALID_MEDIA", "media references must be 1 to %d bytes without spaces", MaxMediaRef)
+		}
+	}
+	return nil
+}
+
+// Create validates and stores a note.
+func (uc *Usecase) Create(ctx context.Context, n *Note) (*Note, error) {
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	n.ID = id.New()
+	n.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	return uc.repo.Create(ctx, n)
+}
+
+// Get returns a note.
+func (uc *Usecase) Get(ctx context.Context, noteID int64) (*Note, error) {
+	if noteID <= 0 {
+		return nil, ErrNotFound
+	}
+	return uc.repo.Get(ctx, noteID)
+}
+
+// ListByAuthor returns a page of an author's notes and the cursor of the next page ("" at
+// the end).
+func (uc *Usecase) ListByAuthor(ctx context.Context, author int64, pageSize int, cursor string) ([]*Note, string, error) {
+	if pageSize <= 0 {
+		pageSize = DefaultPage
+	}
+	if pageSize > MaxPageSize {
+		pageSize = MaxPageSize
+	}
+	before := int64(1<<63 - 1)
+	if cursor != "" {
+		var err error
+		if before, err = DecodeCursor(cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	// One extra row tells whether a next page exists without a second query.
+	notes, err := uc.repo.ListByAuthor(ctx, author, before, pageSize+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(notes) > pageSize {
+		notes = notes[:pageSize]
+		next = EncodeCursor(notes[len(notes)-1].ID)
+	}
+	return notes, next, nil
+}
+
+// EncodeCursor makes the opaque cursor that resumes after the note with id.
+func EncodeCursor(noteID int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(noteID, 10)))
+}
+
+// DecodeCursor reads a cursor made by EncodeCursor; anything else is ErrBadCursor.
+func DecodeCursor(c string) (int64, error) {
+	if len(c) > 64 {
+		return 0, ErrBadCursor
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, ErrBadCursor
+	}
+	s, ok := strings.CutPrefix(string(raw), cursorPrefix)
+	if !ok {
+		return 0, ErrBadCursor
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, ErrBadCursor
+	}
+	return v, nil
+}

@@ -1,0 +1,55 @@
+// Package service maps the note service's gRPC API onto biz.
+package service
+
+import (
+	"context"
+
+	notev1 "github.com/redline-dev/redline/api/note/v1"
+	"github.com/redline-dev/redline/services/note/internal/biz"
+)
+
+// Service implements notev1.NoteServer.
+type Service struct {
+	notev1.UnimplementedNoteServer
+	uc *biz.Usecase
+}
+
+// New returns the gRPC service over uc.
+func New(uc *biz.Usecase) *Service { return &Service{uc: uc} }
+
+func toPB(n *biz.Note) *notev1.NoteInfo {
+	return &notev1.NoteInfo{Id: n.ID, AuthorId: n.AuthorID, Title: n.Title, Body: n.Body,
+		Tags: n.Tags, Media: n.Media, CreatedAtMs: n.CreatedAt.UnixMilli()}
+}
+
+// CreateNote implements notev1.NoteServer.
+func (s *Service) CreateNote(ctx context.Context, in *notev1.CreateNoteRequest) (*notev1.NoteInfo, error) {
+	n, err := s.uc.Create(ctx, &biz.Note{AuthorID: in.GetAuthorId(), Title: in.GetTitle(), Body: in.GetBody(),
+		Tags: in.GetTags(), Media: in.GetMedia(), IdempotencyKey: in.GetIdempotencyKey()})
+	if err != nil {
+		return nil, err
+	}
+	return toPB(n), nil
+}
+
+// GetNote implements notev1.NoteServer.
+func (s *Service) GetNote(ctx context.Context, in *notev1.GetNoteRequest) (*notev1.NoteInfo, error) {
+	n, err := s.uc.Get(ctx, in.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return toPB(n), nil
+}
+
+// ListByAuthor implements notev1.NoteServer.
+func (s *Service) ListByAuthor(ctx context.Context, in *notev1.ListByAuthorRequest) (*notev1.ListNotesReply, error) {
+	notes, next, err := s.uc.ListByAuthor(ctx, in.GetAuthorId(), int(in.GetPageSize()), in.GetCursor())
+	if err != nil {
+		return nil, err
+	}
+	out := &notev1.ListNotesReply{NextCursor: next, Notes: make([]*notev1.NoteInfo, 0, len(notes))}
+	for _, n := range notes {
+		out.Notes = append(out.Notes, toPB(n))
+	}
+	return out, nil
+}

@@ -1,0 +1,142 @@
+// Package stack builds and runs the demo services on the kit, all of them in one process
+// (`redline up`) or one per process (`redline serve SERVICE`), from one configuration.
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/redline-dev/redline/kit/auth"
+	"github.com/redline-dev/redline/kit/log"
+	"github.com/redline-dev/redline/kit/trace"
+	"github.com/redline-dev/redline/services/user"
+)
+
+// Config is the configuration of a Redline process. Every key can be set in the YAML file
+// (--config), as REDLINE_<SECTION>__<KEY> in the environment, or as a flag where one
+// exists; see kit/conf for precedence.
+type Config struct {
+	// DataDir holds the embedded stores (SQLite files, embedded NATS).
+	DataDir string       `koanf:"data_dir"`
+	Log     log.Config   `koanf:"log"`
+	Trace   trace.Config `koanf:"trace"`
+	Admin   AdminConfig  `koanf:"admin"`
+	// Registry is "memory" (one process only) or "etcd://host:port[,host:port]".
+	Registry string `koanf:"registry"`
+	// Cache is "memory:" or "redis://host:port/db".
+	Cache    string         `koanf:"cache"`
+	Auth     AuthConfig     `koanf:"auth"`
+	Timeouts TimeoutsConfig `koanf:"timeouts"`
+	BFF      BFFConfig      `koanf:"bff"`
+	User     UserConfig     `koanf:"user"`
+	Note     NoteConfig     `koanf:"note"`
+	// Drain is how long readiness reports false before servers stop accepting.
+	Drain time.Duration `koanf:"drain"`
+	// StopTimeout bounds a graceful stop.
+	StopTimeout time.Duration `koanf:"stop_timeout"`
+}
+
+// AdminConfig configures the admin endpoint.
+type AdminConfig struct {
+	Addr string `koanf:"addr"`
+	// Token, when set, is required as a bearer token on every admin endpoint but
+	// /healthz and /readyz.
+	Token string `koanf:"token" secret:"true"`
+}
+
+// AuthConfig configures user tokens.
+type AuthConfig struct {
+	// TokenKey signs login tokens; the user service and the BFF must share it. Empty means
+	// a random key per process, which only works when both run in one process (`up`).
+	TokenKey string        `koanf:"token_key" secret:"true"`
+	TokenTTL time.Duration `koanf:"token_ttl"`
+}
+
+// TimeoutsConfig holds the default budgets: the edge (what users call) and internal calls.
+type TimeoutsConfig struct {
+	Edge     time.Duration `koanf:"edge"`
+	Internal time.Duration `koanf:"internal"`
+	Margin   time.Duration `koanf:"margin"`
+}
+
+// BFFConfig configures the BFF.
+type BFFConfig struct {
+	Addr    string `koanf:"addr"`
+	MaxBody int64  `koanf:"max_body"`
+}
+
+// UserConfig configures the user service.
+type UserConfig struct {
+	Addr       string        `koanf:"addr"`
+	DB         string        `koanf:"db"`
+	BcryptCost int           `koanf:"bcrypt_cost"`
+	TokenTTL   time.Duration `koanf:"token_ttl"`
+}
+
+// NoteConfig configures the note service.
+type NoteConfig struct {
+	Addr string `koanf:"addr"`
+	DB   string `koanf:"db"`
+}
+
+// Default returns the configuration of `redline up` on a fresh machine: embedded stores
+// under ./data, the BFF on 127.0.0.1:8080, admin on 127.0.0.1:9090, gRPC on free
+// loopback ports found through the in-memory registry.
+func Default() *Config {
+	return &Config{
+		DataDir:     "data",
+		Log:         log.Config{Format: "text", Level: "info"},
+		Admin:       AdminConfig{Addr: "127.0.0.1:9090"},
+		Registry:    "memory",
+		Cache:       "memory:",
+		Auth:        AuthConfig{TokenTTL: 24 * time.Hour},
+		Timeouts:    TimeoutsConfig{Edge: time.Second, Internal: 100 * time.Millisecond, Margin: 2 * time.Millisecond},
+		BFF:         BFFConfig{Addr: "127.0.0.1:8080", MaxBody: 1 << 20},
+		User:        UserConfig{Addr: "127.0.0.1:0"},
+		Note:        NoteConfig{Addr: "127.0.0.1:0"},
+		Drain:       0,
+		StopTimeout: 10 * time.Second,
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var problems []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			problems = append(problems, fmt.Errorf(format, args...))
+		}
+	}
+	for key, addr := range map[string]string{"admin.addr": c.Admin.Addr, "bff.addr": c.BFF.Addr, "user.addr": c.User.Addr, "note.addr": c.Note.Addr} {
+		_, _, err := net.SplitHostPort(addr)
+		check(err == nil, "%s %q: want host:port", key, addr)
+	}
+	check(c.Registry == "memory" || strings.HasPrefix(c.Registry, "etcd://"), "registry %q: want memory or etcd://host:port", c.Registry)
+	check(c.Cache == "memory:" || strings.HasPrefix(c.Cache, "redis://"), "cache %q: want memory: or redis://host:port", c.Cache)
+	check(c.Auth.TokenKey == "" || len(c.Auth.TokenKey) >= auth.MinKeyLen, "auth.token_key: at least %d bytes", auth.MinKeyLen)
+	check(c.Timeouts.Edge > 0 && c.Timeouts.Internal > 0, "timeouts.edge and timeouts.internal must be positive")
+	check(c.Timeouts.Margin >= 0 && c.Timeouts.Margin < c.Timeouts.Internal, "timeouts.margin must be >= 0 and below timeouts.internal")
+	check(c.BFF.MaxBody > 0, "bff.max_body must be positive")
+	check(c.StopTimeout > 0, "stop_timeout must be positive")
+	return errors.Join(problems...)
+}
+
+// dsn returns the database of a service: its configured DSN or a SQLite file in DataDir.
+func (c *Config) dsn(service, configured string) string {
+	if configured != "" {
+		return configured
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, service+".db")
+}
+
+func (c *Config) userConfig() user.Config {
+	ttl := c.User.TokenTTL
+	if ttl == 0 {
+		ttl = c.Auth.TokenTTL
+	}
+	return user.Config{TokenTTL: ttl, BcryptCost: c.User.BcryptCost}
+}

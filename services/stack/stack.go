@@ -1,0 +1,243 @@
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	notev1 "github.com/redline-dev/redline/api/note/v1"
+	userv1 "github.com/redline-dev/redline/api/user/v1"
+	"github.com/redline-dev/redline/kit/admin"
+	"github.com/redline-dev/redline/kit/app"
+	"github.com/redline-dev/redline/kit/auth"
+	"github.com/redline-dev/redline/kit/data/cache"
+	"github.com/redline-dev/redline/kit/data/sqldb"
+	"github.com/redline-dev/redline/kit/middleware"
+	"github.com/redline-dev/redline/kit/registry"
+	etcdreg "github.com/redline-dev/redline/kit/registry/etcd"
+	"github.com/redline-dev/redline/kit/registry/memory"
+	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
+	kithttp "github.com/redline-dev/redline/kit/transport/http"
+	"github.com/redline-dev/redline/services/bff"
+	"github.com/redline-dev/redline/services/note"
+	"github.com/redline-dev/redline/services/user"
+)
+
+// Services lists the services a process can run, in start order.
+var Services = []string{user.Name, note.Name, bff.Name}
+
+// Stack is the set of services of one process with their shared parts.
+type Stack struct {
+	cfg      *Config
+	logger   *slog.Logger
+	services []string
+
+	Admin *admin.Server
+	reg   registry.Registry
+	bff   *kithttp.Server
+	grpc  map[string]*kitgrpc.Server
+
+	components []app.Component
+}
+
+// New builds the named services (all of Services when none are named) and everything
+// they need. Nothing listens until the components start.
+func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...string) (_ *Stack, err error) {
+	if len(services) == 0 {
+		services = Services
+	}
+	for _, s := range services {
+		if !slices.Contains(Services, s) {
+			return nil, fmt.Errorf("unknown service %q: choose from %s", s, strings.Join(Services, ", "))
+		}
+	}
+	all := len(services) == len(Services)
+	if !all && cfg.Registry == "memory" && slices.Contains(services, bff.Name) {
+		return nil, errors.New("the bff cannot find user and note in another process through the memory registry: " +
+			"start etcd (scripts/services.sh) and pass --registry etcd://127.0.0.1:2379")
+	}
+	if !all && cfg.Auth.TokenKey == "" && (slices.Contains(services, bff.Name) || slices.Contains(services, user.Name)) {
+		return nil, errors.New("user and bff in separate processes must share auth.token_key: " +
+			"export REDLINE_AUTH__TOKEN_KEY=<at least 16 random bytes> for both")
+	}
+	s := &Stack{cfg: cfg, logger: logger, services: services, grpc: map[string]*kitgrpc.Server{}}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	s.Admin = admin.New(admin.Address(cfg.Admin.Addr), admin.Token(cfg.Admin.Token))
+	s.components = append(s.components, s.Admin)
+
+	if s.reg, err = openRegistry(cfg.Registry, logger); err != nil {
+		return nil, err
+	}
+	s.components = append(s.components, app.Hook("registry", nil, func(context.Context) error { return s.reg.Close() }))
+
+	signer, err := newSigner(cfg.Auth.TokenKey, logger)
+	if err != nil {
+		return nil, err
+	}
+	var c cache.Cache
+	if slices.Contains(services, user.Name) {
+		if c, err = cache.Open(ctx, cfg.Cache); err != nil {
+			return nil, fmt.Errorf("cache %s: %w (is Redis running? scripts/services.sh starts it)", cfg.Cache, err)
+		}
+		s.components = append(s.components, app.Hook("cache", nil, func(context.Context) error { return c.Close() }))
+		s.Admin.AddCheck("cache", c.Ping)
+	}
+	for _, name := range services {
+		switch name {
+		case user.Name:
+			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.User.DB))
+			if err != nil {
+				return nil, err
+			}
+			svc, err := user.New(ctx, db, c, signer, cfg.userConfig())
+			if err != nil {
+				return nil, err
+			}
+			userv1.RegisterUserServer(s.serveGRPC(name, cfg.User.Addr), svc)
+		case note.Name:
+			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Note.DB))
+			if err != nil {
+				return nil, err
+			}
+			svc, err := note.New(ctx, db)
+			if err != nil {
+				return nil, err
+			}
+			notev1.RegisterNoteServer(s.serveGRPC(name, cfg.Note.Addr), svc)
+		case bff.Name:
+			users, err := s.client(user.Name)
+			if err != nil {
+				return nil, err
+			}
+			notes, err := s.client(note.Name)
+			if err != nil {
+				return nil, err
+			}
+			s.bff = kithttp.NewServer(bff.Name, kithttp.Address(cfg.BFF.Addr), kithttp.Logger(logger), kithttp.Edge(),
+				kithttp.MaxBody(cfg.BFF.MaxBody),
+				kithttp.Deadline(middleware.DeadlineConfig{Default: cfg.Timeouts.Edge, Margin: cfg.Timeouts.Margin}))
+			bff.Register(s.bff, userv1.NewUserClient(users), notev1.NewNoteClient(notes), signer)
+			s.components = append(s.components, s.bff)
+		}
+	}
+	return s, nil
+}
+
+func openRegistry(url string, logger *slog.Logger) (registry.Registry, error) {
+	if url == "memory" {
+		return memory.New(), nil
+	}
+	eps, err := etcdreg.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	r, err := etcdreg.Dial(eps, etcdreg.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: %w (is etcd running? scripts/services.sh starts it)", url, err)
+	}
+	return r, nil
+}
+
+func newSigner(key string, logger *slog.Logger) (*auth.Signer, error) {
+	if key == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		key = hex.EncodeToString(b)
+		logger.Info("auth.token_key not set: using a random key; tokens die with this process")
+	}
+	return auth.NewSigner(key, nil)
+}
+
+func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error) {
+	if strings.HasPrefix(dsn, "sqlite:") {
+		if err := os.MkdirAll(s.cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("data_dir %s: %w", s.cfg.DataDir, err)
+		}
+	}
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: database: %w", name, err)
+	}
+	s.components = append(s.components, app.Hook(name+" db", nil, func(context.Context) error { return db.Close() }))
+	s.Admin.AddCheck(name+" db", db.PingContext)
+	return db, nil
+}
+
+// serveGRPC adds a gRPC server for name and its registration, which is withdrawn before the
+// server stops so callers move away first.
+func (s *Stack) serveGRPC(name, addr string) *kitgrpc.Server {
+	srv := kitgrpc.NewServer(name, kitgrpc.Address(addr), kitgrpc.Logger(s.logger),
+		kitgrpc.Deadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Margin: s.cfg.Timeouts.Margin}))
+	s.grpc[name] = srv
+	node := registry.Node{Service: name, ID: name + "-" + instanceID()}
+	s.components = append(s.components, srv, app.Hook(name+" registration",
+		func(ctx context.Context) error {
+			node.Addr = srv.Endpoint()
+			return s.reg.Register(ctx, node)
+		},
+		func(ctx context.Context) error { return s.reg.Deregister(ctx, node) }))
+	return srv
+}
+
+func (s *Stack) client(service string) (*kitgrpc.Client, error) {
+	c, err := kitgrpc.NewClient(kitgrpc.Scheme+":///"+service, kitgrpc.Registry(s.reg), kitgrpc.ClientLogger(s.logger),
+		kitgrpc.ClientDeadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal}))
+	if err != nil {
+		return nil, err
+	}
+	s.components = append(s.components, app.Hook(service+" client", nil, func(context.Context) error { return c.Close() }))
+	s.Admin.AddCheck(service, c.Check)
+	return c, nil
+}
+
+func instanceID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Components returns everything to start, in order.
+func (s *Stack) Components() []app.Component { return s.components }
+
+// closeAll releases what New opened when New fails half way.
+func (s *Stack) closeAll() {
+	ctx := context.Background()
+	for i := len(s.components) - 1; i >= 0; i-- {
+		if _, isServer := s.components[i].(interface{ Endpoint() string }); isServer {
+			continue // never started
+		}
+		_ = s.components[i].Stop(ctx)
+	}
+}
+
+// BFFURL is the BFF's base URL once started; "" when this process runs no BFF.
+func (s *Stack) BFFURL() string {
+	if s.bff == nil {
+		return ""
+	}
+	return "http://" + s.bff.Endpoint()
+}
+
+// AdminURL is the admin endpoint's base URL once started.
+func (s *Stack) AdminURL() string { return "http://" + s.Admin.Endpoint() }
+
+// GRPCAddr is the bound address of a service's gRPC server in this process, or "".
+func (s *Stack) GRPCAddr(service string) string {
+	if srv, ok := s.grpc[service]; ok {
+		return srv.Endpoint()
+	}
+	return ""
+}

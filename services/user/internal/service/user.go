@@ -1,0 +1,50 @@
+// Package service maps the user service's gRPC API onto biz.
+package service
+
+import (
+	"context"
+
+	userv1 "github.com/redline-dev/redline/api/user/v1"
+	"github.com/redline-dev/redline/services/user/internal/biz"
+)
+
+// Service implements userv1.UserServer.
+type Service struct {
+	userv1.UnimplementedUserServer
+	uc *biz.Usecase
+}
+
+// New returns the gRPC service over uc.
+func New(uc *biz.Usecase) *Service { return &Service{uc: uc} }
+
+func toPB(u *biz.User) *userv1.UserInfo {
+	return &userv1.UserInfo{Id: u.ID, Username: u.Username, DisplayName: u.DisplayName, Bio: u.Bio,
+		CreatedAtMs: u.CreatedAt.UnixMilli()}
+}
+
+// Register implements userv1.UserServer.
+func (s *Service) Register(ctx context.Context, in *userv1.RegisterRequest) (*userv1.UserInfo, error) {
+	u, err := s.uc.Register(ctx, in.GetUsername(), in.GetPassword(), in.GetDisplayName())
+	if err != nil {
+		return nil, err
+	}
+	return toPB(u), nil
+}
+
+// Login implements userv1.UserServer.
+func (s *Service) Login(ctx context.Context, in *userv1.LoginRequest) (*userv1.LoginReply, error) {
+	tok, exp, u, err := s.uc.Login(ctx, in.GetUsername(), in.GetPassword())
+	if err != nil {
+		return nil, err
+	}
+	return &userv1.LoginReply{Token: tok, ExpiresAtMs: exp.UnixMilli(), User: toPB(u)}, nil
+}
+
+// GetUser implements userv1.UserServer.
+func (s *Service) GetUser(ctx context.Context, in *userv1.GetUserRequest) (*userv1.UserInfo, error) {
+	u, err := s.uc.Get(ctx, in.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return toPB(u), nil
+}
