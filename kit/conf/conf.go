@@ -14,9 +14,10 @@
 //     Watch's callback, but those keys are listed in Update.Static and logged
 //     as needing a restart.
 //   - secret:"true" marks a field whose value must never be shown. Besides
-//     tagged fields, any non-struct value whose key's last segment contains
-//     "token", "password", "secret" or "key" (case-insensitive, e.g.
-//     stress_key, admin.token, api_keys) is treated as secret: Redacted shows
+//     tagged fields, any non-struct value whose key's last segment ends in
+//     "token", "password", "secret" or "key", or their plurals
+//     (case-insensitive: stress_key, admin.token, api_keys, but not
+//     token_ttl) is treated as secret: Redacted shows
 //     "REDACTED" and errors do not print its value.
 //
 // # Decoding

@@ -89,11 +89,13 @@ func deref(t reflect.Type) reflect.Type {
 	return t
 }
 
-// secretName reports whether the last key segment looks like a secret.
+// secretName reports whether the last key segment names a secret: it ends in token,
+// password, secret or key (or their plurals), as in admin.token, stress_key or api_keys.
+// Settings about secrets, such as token_ttl, are not secrets themselves.
 func secretName(name string) bool {
-	name = strings.ToLower(name)
+	name = strings.TrimSuffix(strings.ToLower(name), "s")
 	for _, w := range []string{"token", "password", "secret", "key"} {
-		if strings.Contains(name, w) {
+		if strings.HasSuffix(name, w) {
 			return true
 		}
 	}

@@ -127,8 +127,15 @@ func PermissionDenied(reason, format string, args ...any) *Error {
 	return Newf(codes.PermissionDenied, reason, format, args...)
 }
 
-// Internal is a 500; the cause stays server-side.
+// Internal is a 500; the cause stays server-side. A cause that is the request's own
+// deadline or cancellation is reported as such, not as a server fault.
 func Internal(cause error) *Error {
+	switch {
+	case errors.Is(cause, context.DeadlineExceeded):
+		return New(codes.DeadlineExceeded, ReasonDeadline, "deadline exceeded").WithCause(cause)
+	case errors.Is(cause, context.Canceled):
+		return New(codes.Canceled, ReasonCanceled, "request canceled").WithCause(cause)
+	}
 	return New(codes.Internal, ReasonInternal, "internal error").WithCause(cause)
 }
 
@@ -156,12 +163,6 @@ func From(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
-	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return New(codes.DeadlineExceeded, ReasonDeadline, "deadline exceeded").WithCause(err)
-	case errors.Is(err, context.Canceled):
-		return New(codes.Canceled, ReasonCanceled, "request canceled").WithCause(err)
 	}
 	if st, ok := status.FromError(err); ok {
 		return FromStatus(st)

@@ -100,3 +100,10 @@ func TestIsMatchesCodeAndReason(t *testing.T) {
 		t.Fatal("errors.Is matched a different reason")
 	}
 }
+
+func TestInternalKeepsDeadlines(t *testing.T) {
+	err := Internal(fmt.Errorf("insert user: %w", context.DeadlineExceeded))
+	if err.Code != codes.DeadlineExceeded {
+		t.Fatalf("Internal(deadline) code = %v; want DeadlineExceeded, not a server fault", err.Code)
+	}
+}

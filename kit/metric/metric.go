@@ -1,7 +1,8 @@
 // Package metric provides the Prometheus registry of a Redline process and the RED metric
 // families of its transports, named as in DESIGN.md section 5:
-// redline_{http,grpc}_{server,client}_requests_total{service,route,method,code,lane} and
-// redline_{http,grpc}_{server,client}_duration_seconds.
+// redline_{http,grpc}_{server,client}_requests_total{service,route,method,code,lane},
+// redline_{http,grpc}_{server,client}_duration_seconds (same labels) and
+// redline_{http,grpc}_{server,client}_inflight{service,route}.
 package metric
 
 import (
@@ -29,12 +30,17 @@ var redLabels = []string{"service", "route", "method", "code", "lane"}
 // Buckets for request durations: 0.5 ms to 10 s, dense where SLO thresholds live.
 var Buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// RED holds the request counter and duration histogram of one transport and side.
+// RED holds the request counter, duration histogram and in-flight gauge of one transport
+// and side.
 type RED struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	inflight *prometheus.GaugeVec
 	cache    sync.Map // seriesKey -> *series
+	gauges   sync.Map // routeKey -> prometheus.Gauge
 }
+
+type routeKey struct{ service, route string }
 
 type seriesKey struct{ service, route, method, code, lane string }
 
@@ -51,8 +57,11 @@ func newRED(prefix, help string) *RED {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: prefix + "_duration_seconds", Help: help + " request duration.", Buckets: Buckets,
 		}, redLabels),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: prefix + "_inflight", Help: help + " requests in progress.",
+		}, []string{"service", "route"}),
 	}
-	Registry.MustRegister(r.requests, r.duration)
+	Registry.MustRegister(r.requests, r.duration, r.inflight)
 	return r
 }
 
@@ -78,4 +87,15 @@ func (r *RED) Observe(service, route, method, code, lane string, d time.Duration
 	ser := s.(*series)
 	ser.requests.Inc()
 	ser.duration.Observe(d.Seconds())
+}
+
+// Inflight returns the in-progress gauge of a route; callers Inc when a request starts and
+// Dec when it ends.
+func (r *RED) Inflight(service, route string) prometheus.Gauge {
+	k := routeKey{service, route}
+	g, ok := r.gauges.Load(k)
+	if !ok {
+		g, _ = r.gauges.LoadOrStore(k, r.inflight.WithLabelValues(service, route))
+	}
+	return g.(prometheus.Gauge)
 }

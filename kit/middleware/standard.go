@@ -178,16 +178,21 @@ func Logging(logger *slog.Logger) Middleware {
 	}
 }
 
-// Metrics records the RED metrics of the request in the family of its transport and side.
+// Metrics records the RED metrics and the in-flight gauge of the request in the family of
+// its transport and side.
 func Metrics() Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, req any) (any, error) {
-			resp, err := next(ctx, req)
 			info := FromContext(ctx)
 			if info == nil {
-				return resp, err
+				return next(ctx, req)
 			}
-			family(info).Observe(info.Service, info.Operation, info.Method, CodeLabel(info, err),
+			fam := family(info)
+			g := fam.Inflight(info.Service, info.Operation)
+			g.Inc()
+			defer g.Dec() // even when a panic unwinds through here
+			resp, err := next(ctx, req)
+			fam.Observe(info.Service, info.Operation, info.Method, CodeLabel(info, err),
 				meta.Lane(ctx), time.Since(info.Start))
 			return resp, err
 		}

@@ -27,6 +27,10 @@ type Config struct {
 	Admin   AdminConfig  `koanf:"admin"`
 	// Registry is "memory" (one process only) or "etcd://host:port[,host:port]".
 	Registry string `koanf:"registry"`
+	// RegistryPrefix is the etcd key prefix, so deployments (or tests) can share one etcd.
+	RegistryPrefix string `koanf:"registry_prefix"`
+	// RegistryTTL is the etcd lease TTL: how long a crashed instance stays listed.
+	RegistryTTL time.Duration `koanf:"registry_ttl"`
 	// Cache is "memory:" or "redis://host:port/db".
 	Cache    string         `koanf:"cache"`
 	Auth     AuthConfig     `koanf:"auth"`
@@ -88,18 +92,20 @@ type NoteConfig struct {
 // loopback ports found through the in-memory registry.
 func Default() *Config {
 	return &Config{
-		DataDir:     "data",
-		Log:         log.Config{Format: "text", Level: "info"},
-		Admin:       AdminConfig{Addr: "127.0.0.1:9090"},
-		Registry:    "memory",
-		Cache:       "memory:",
-		Auth:        AuthConfig{TokenTTL: 24 * time.Hour},
-		Timeouts:    TimeoutsConfig{Edge: time.Second, Internal: 100 * time.Millisecond, Margin: 2 * time.Millisecond},
-		BFF:         BFFConfig{Addr: "127.0.0.1:8080", MaxBody: 1 << 20},
-		User:        UserConfig{Addr: "127.0.0.1:0"},
-		Note:        NoteConfig{Addr: "127.0.0.1:0"},
-		Drain:       0,
-		StopTimeout: 10 * time.Second,
+		DataDir:        "data",
+		Log:            log.Config{Format: "text", Level: "info"},
+		Admin:          AdminConfig{Addr: "127.0.0.1:9090"},
+		Registry:       "memory",
+		RegistryPrefix: "/redline/registry/",
+		RegistryTTL:    10 * time.Second,
+		Cache:          "memory:",
+		Auth:           AuthConfig{TokenTTL: 24 * time.Hour},
+		Timeouts:       TimeoutsConfig{Edge: time.Second, Internal: 100 * time.Millisecond, Margin: 2 * time.Millisecond},
+		BFF:            BFFConfig{Addr: "127.0.0.1:8080", MaxBody: 1 << 20},
+		User:           UserConfig{Addr: "127.0.0.1:0"},
+		Note:           NoteConfig{Addr: "127.0.0.1:0"},
+		Drain:          0,
+		StopTimeout:    10 * time.Second,
 	}
 }
 
@@ -116,6 +122,7 @@ func (c *Config) Validate() error {
 		check(err == nil, "%s %q: want host:port", key, addr)
 	}
 	check(c.Registry == "memory" || strings.HasPrefix(c.Registry, "etcd://"), "registry %q: want memory or etcd://host:port", c.Registry)
+	check(c.RegistryTTL >= 2*time.Second, "registry_ttl %v: etcd leases last at least 2s", c.RegistryTTL)
 	check(c.Cache == "memory:" || strings.HasPrefix(c.Cache, "redis://"), "cache %q: want memory: or redis://host:port", c.Cache)
 	check(c.Auth.TokenKey == "" || len(c.Auth.TokenKey) >= auth.MinKeyLen, "auth.token_key: at least %d bytes", auth.MinKeyLen)
 	check(c.Timeouts.Edge > 0 && c.Timeouts.Internal > 0, "timeouts.edge and timeouts.internal must be positive")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	notev1 "github.com/redline-dev/redline/api/note/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
@@ -75,7 +76,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	s.Admin = admin.New(admin.Address(cfg.Admin.Addr), admin.Token(cfg.Admin.Token))
 	s.components = append(s.components, s.Admin)
 
-	if s.reg, err = openRegistry(cfg.Registry, logger); err != nil {
+	if s.reg, err = openRegistry(cfg, logger); err != nil {
 		return nil, err
 	}
 	s.components = append(s.components, app.Hook("registry", nil, func(context.Context) error { return s.reg.Close() }))
@@ -103,7 +104,11 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 			if err != nil {
 				return nil, err
 			}
-			userv1.RegisterUserServer(s.serveGRPC(name, cfg.User.Addr), svc)
+			// Hashing a password is slow on purpose: these two get the edge budget, not the
+			// internal one.
+			slow := map[string]time.Duration{userv1.User_Register_FullMethodName: cfg.Timeouts.Edge,
+				userv1.User_Login_FullMethodName: cfg.Timeouts.Edge}
+			userv1.RegisterUserServer(s.serveGRPC(name, cfg.User.Addr, slow), svc)
 		case note.Name:
 			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Note.DB))
 			if err != nil {
@@ -113,7 +118,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 			if err != nil {
 				return nil, err
 			}
-			notev1.RegisterNoteServer(s.serveGRPC(name, cfg.Note.Addr), svc)
+			notev1.RegisterNoteServer(s.serveGRPC(name, cfg.Note.Addr, nil), svc)
 		case bff.Name:
 			users, err := s.client(user.Name)
 			if err != nil {
@@ -133,17 +138,17 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	return s, nil
 }
 
-func openRegistry(url string, logger *slog.Logger) (registry.Registry, error) {
-	if url == "memory" {
+func openRegistry(cfg *Config, logger *slog.Logger) (registry.Registry, error) {
+	if cfg.Registry == "memory" {
 		return memory.New(), nil
 	}
-	eps, err := etcdreg.ParseURL(url)
+	eps, err := etcdreg.ParseURL(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
-	r, err := etcdreg.Dial(eps, etcdreg.WithLogger(logger))
+	r, err := etcdreg.Dial(eps, etcdreg.WithLogger(logger), etcdreg.WithPrefix(cfg.RegistryPrefix), etcdreg.WithTTL(cfg.RegistryTTL))
 	if err != nil {
-		return nil, fmt.Errorf("registry %s: %w (is etcd running? scripts/services.sh starts it)", url, err)
+		return nil, fmt.Errorf("registry %s: %w (is etcd running? scripts/services.sh starts it)", cfg.Registry, err)
 	}
 	return r, nil
 }
@@ -177,9 +182,9 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 
 // serveGRPC adds a gRPC server for name and its registration, which is withdrawn before the
 // server stops so callers move away first.
-func (s *Stack) serveGRPC(name, addr string) *kitgrpc.Server {
+func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) *kitgrpc.Server {
 	srv := kitgrpc.NewServer(name, kitgrpc.Address(addr), kitgrpc.Logger(s.logger),
-		kitgrpc.Deadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Margin: s.cfg.Timeouts.Margin}))
+		kitgrpc.Deadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Margin: s.cfg.Timeouts.Margin, Operations: budgets}))
 	s.grpc[name] = srv
 	node := registry.Node{Service: name, ID: name + "-" + instanceID()}
 	s.components = append(s.components, srv, app.Hook(name+" registration",

@@ -29,7 +29,7 @@ type Client struct {
 	*grpc.ClientConn
 	service string
 	chain   middleware.Middleware
-	res     *registryResolver
+	reg     registry.Registry
 }
 
 type clientOptions struct {
@@ -86,8 +86,8 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 			return nil, fmt.Errorf("grpc client %s: target needs a registry (use Registry option)", target)
 		}
 		service = rest
-		c.res = &registryResolver{reg: o.reg, service: service}
-		gopts = append(gopts, grpc.WithResolvers(c.res),
+		c.reg = o.reg
+		gopts = append(gopts, grpc.WithResolvers(&registryResolver{reg: o.reg, service: service}),
 			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
 	}
 	gopts = append(gopts, grpc.WithChainUnaryInterceptor(c.unary))
@@ -124,18 +124,18 @@ func (c *Client) unary(ctx context.Context, method string, req, reply any, cc *g
 	return nil
 }
 
-// Instances reports how many instances of the service the registry currently lists; -1 for
-// a directly dialed target.
-func (c *Client) Instances() int {
-	if c.res == nil {
-		return -1
-	}
-	return c.res.count()
-}
-
-// Check is a readiness check: it fails while the registry lists no instance of the service.
+// Check is a readiness check: it fails while the registry lists no instance of the
+// service. It asks the registry itself, so it answers the same whether or not the
+// connection has been used yet. Directly dialed targets always pass.
 func (c *Client) Check(ctx context.Context) error {
-	if c.Instances() == 0 {
+	if c.reg == nil {
+		return nil
+	}
+	nodes, err := c.reg.Nodes(ctx, c.service)
+	if err != nil {
+		return fmt.Errorf("%s: registry: %w", c.service, err)
+	}
+	if len(nodes) == 0 {
 		return fmt.Errorf("%s: no instances registered", c.service)
 	}
 	return nil
@@ -150,7 +150,6 @@ type registryResolver struct {
 	service string
 
 	mu     sync.Mutex
-	n      int
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -165,7 +164,6 @@ func (r *registryResolver) Build(_ resolver.Target, cc resolver.ClientConn, _ re
 		return nil, fmt.Errorf("watch %s: %w", r.service, err)
 	}
 	r.mu.Lock()
-	r.n = -2 // unknown until the first snapshot
 	r.cancel, r.done = cancel, make(chan struct{})
 	done := r.done
 	r.mu.Unlock()
@@ -176,9 +174,6 @@ func (r *registryResolver) Build(_ resolver.Target, cc resolver.ClientConn, _ re
 			for _, n := range nodes {
 				addrs = append(addrs, resolver.Address{Addr: n.Addr, ServerName: n.Service})
 			}
-			r.mu.Lock()
-			r.n = len(nodes)
-			r.mu.Unlock()
 			if len(addrs) == 0 {
 				cc.ReportError(fmt.Errorf("%s: no instances registered", r.service))
 				continue
@@ -187,15 +182,6 @@ func (r *registryResolver) Build(_ resolver.Target, cc resolver.ClientConn, _ re
 		}
 	}()
 	return r, nil
-}
-
-func (r *registryResolver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.n < 0 {
-		return 0
-	}
-	return r.n
 }
 
 func (r *registryResolver) ResolveNow(resolver.ResolveNowOptions) {}

@@ -1,0 +1,304 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redline-dev/redline/kit/meta"
+	"github.com/redline-dev/redline/kit/trace"
+)
+
+// JetStream is a Queue on one NATS JetStream stream.
+type JetStream struct {
+	o  options
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	published, handled, failed, terminated atomic.Uint64
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[*subscription]struct{}
+}
+
+var _ Queue = (*JetStream)(nil)
+
+// Open connects to the NATS server at url (nats://host:port) and creates or updates the
+// queue's stream, which holds every subject under the prefix.
+func Open(ctx context.Context, url string, opts ...Option) (*JetStream, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !validSubject(o.prefix, false) {
+		return nil, fmt.Errorf("%w: subject prefix %q", ErrInvalidName, o.prefix)
+	}
+	o.maxDeliver = max(o.maxDeliver, 1)
+	o.concurrency = max(o.concurrency, 1)
+	nc, err := nats.Connect(url, nats.Name("redline"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("mq: connect %s: %w", redact(url), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("mq: jetstream: %w", err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       o.stream,
+		Subjects:   []string{o.prefix + ".>"},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		MaxAge:     o.maxAge,
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("mq: create stream %s: %w", o.stream, err)
+	}
+	return &JetStream{o: o, nc: nc, js: js, subs: make(map[*subscription]struct{})}, nil
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
+}
+
+func (q *JetStream) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// Publish implements Queue.
+func (q *JetStream) Publish(ctx context.Context, subject string, data []byte) error {
+	if !validSubject(subject, false) {
+		return fmt.Errorf("%w: subject %q", ErrInvalidName, subject)
+	}
+	if q.isClosed() {
+		return ErrClosed
+	}
+	carrier := meta.MapCarrier{}
+	meta.Inject(ctx, carrier)
+	trace.Inject(ctx, carrier)
+	msg := &nats.Msg{Subject: q.o.prefix + "." + subject, Data: data, Header: make(nats.Header, len(carrier))}
+	for k, v := range carrier {
+		msg.Header.Set(k, v)
+	}
+	if _, err := q.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("mq: publish %s: %w", subject, err)
+	}
+	q.published.Add(1)
+	return nil
+}
+
+// Subscribe implements Queue. The durable consumer is created, or updated to this queue's
+// options, on the server.
+func (q *JetStream) Subscribe(ctx context.Context, subject, durable string, h Handler) (Subscription, error) {
+	if !validSubject(subject, true) {
+		return nil, fmt.Errorf("%w: subject %q", ErrInvalidName, subject)
+	}
+	if !validDurable(durable) {
+		return nil, fmt.Errorf("%w: durable %q (want 1 to 64 of [A-Za-z0-9_-])", ErrInvalidName, durable)
+	}
+	if q.isClosed() {
+		return nil, ErrClosed
+	}
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, q.o.stream, jetstream.ConsumerConfig{
+		Durable:       durable,
+		FilterSubject: q.o.prefix + "." + subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.o.ackWait,
+		MaxDeliver:    q.o.maxDeliver,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mq: consumer %s on %s: %w", durable, subject, err)
+	}
+	// A small buffer: a fetched message's ack wait runs while it waits for a handler.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * q.o.concurrency))
+	if err != nil {
+		return nil, fmt.Errorf("mq: consume %s on %s: %w", durable, subject, err)
+	}
+	s := &subscription{q: q, it: it, h: h, done: make(chan struct{})}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		it.Stop()
+		return nil, ErrClosed
+	}
+	q.subs[s] = struct{}{}
+	q.mu.Unlock()
+	s.wg.Add(q.o.concurrency)
+	for range q.o.concurrency {
+		go s.work()
+	}
+	go func() { s.wg.Wait(); close(s.done) }()
+	return s, nil
+}
+
+// Ping implements Queue: the server answers for the queue's stream.
+func (q *JetStream) Ping(ctx context.Context) error {
+	if q.isClosed() {
+		return ErrClosed
+	}
+	if _, err := q.js.Stream(ctx, q.o.stream); err != nil {
+		return fmt.Errorf("mq: ping stream %s: %w", q.o.stream, err)
+	}
+	return nil
+}
+
+// Close implements Queue. It is safe to call more than once.
+func (q *JetStream) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	subs := make([]*subscription, 0, len(q.subs))
+	for s := range q.subs {
+		subs = append(subs, s)
+	}
+	q.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Stop())
+	}
+	// Push out the acks of the last handlers before the connection goes; a lost ack would only
+	// mean a redelivery, but there is no reason to cause one.
+	_ = q.nc.FlushTimeout(2 * time.Second)
+	q.nc.Close()
+	return errors.Join(errs...)
+}
+
+// Stats returns the queue's counters.
+func (q *JetStream) Stats() Stats {
+	return Stats{
+		Published:  q.published.Load(),
+		Handled:    q.handled.Load(),
+		Failed:     q.failed.Load(),
+		Terminated: q.terminated.Load(),
+	}
+}
+
+type subscription struct {
+	q  *JetStream
+	it jetstream.MessagesContext
+	h  Handler
+
+	wg   sync.WaitGroup // the workers
+	done chan struct{}  // closed when every worker has returned
+
+	stopOnce sync.Once
+	errMu    sync.Mutex
+	err      error // why the server ended the subscription, if it did
+}
+
+// Stop implements Subscription.
+func (s *subscription) Stop() error {
+	s.stopOnce.Do(func() {
+		s.it.Stop()
+		<-s.done
+		s.q.mu.Lock()
+		delete(s.q.subs, s)
+		s.q.mu.Unlock()
+	})
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+func (s *subscription) work() {
+	defer s.wg.Done()
+	for {
+		msg, err := s.it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return
+		}
+		if err != nil {
+			// A terminal error (the consumer was deleted, say) has stopped the iterator, and
+			// the next Next says so; keep the cause for Stop.
+			s.errMu.Lock()
+			s.err = fmt.Errorf("mq: subscription ended: %w", err)
+			s.errMu.Unlock()
+			continue
+		}
+		s.handle(msg)
+	}
+}
+
+func (s *subscription) handle(msg jetstream.Msg) {
+	q := s.q
+	header := make(map[string]string, len(msg.Headers()))
+	for k, vs := range msg.Headers() {
+		if len(vs) > 0 {
+			header[strings.ToLower(k)] = vs[0]
+		}
+	}
+	carrier := meta.MapCarrier(header)
+	ctx := meta.NewContext(context.Background(), meta.Extract(carrier))
+	ctx = trace.Extract(ctx, carrier)
+	ctx, cancel := context.WithTimeout(ctx, q.o.ackWait)
+	err := call(ctx, s.h, Message{
+		Subject: strings.TrimPrefix(msg.Subject(), q.o.prefix+"."),
+		Data:    msg.Data(),
+		Header:  header,
+	})
+	cancel()
+	// Ack, Nak and Term are best effort: if one is lost, the ack wait redelivers the message.
+	if err == nil {
+		q.handled.Add(1)
+		_ = msg.Ack()
+		return
+	}
+	q.failed.Add(1)
+	delivered := uint64(1)
+	if md, mdErr := msg.Metadata(); mdErr == nil {
+		delivered = md.NumDelivered
+	}
+	if delivered >= uint64(q.o.maxDeliver) {
+		q.terminated.Add(1)
+		_ = msg.TermWithReason(truncate(err.Error(), 200))
+		return
+	}
+	_ = msg.NakWithDelay(backoff(q.o.backoff, q.o.ackWait, delivered))
+}
+
+// call runs h, turning a panic into an error so one bad message cannot kill the worker.
+func call(ctx context.Context, h Handler, m Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("mq: handler panic: %v", p)
+		}
+	}()
+	return h(ctx, m)
+}
+
+// backoff returns base doubled for every delivery after the first, capped at limit.
+func backoff(base, limit time.Duration, delivered uint64) time.Duration {
+	d := base
+	for i := uint64(1); i < delivered && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
