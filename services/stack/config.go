@@ -32,12 +32,14 @@ type Config struct {
 	// RegistryTTL is the etcd lease TTL: how long a crashed instance stays listed.
 	RegistryTTL time.Duration `koanf:"registry_ttl"`
 	// Cache is "memory:" or "redis://host:port/db".
-	Cache    string         `koanf:"cache"`
-	Auth     AuthConfig     `koanf:"auth"`
-	Timeouts TimeoutsConfig `koanf:"timeouts"`
-	BFF      BFFConfig      `koanf:"bff"`
-	User     UserConfig     `koanf:"user"`
-	Note     NoteConfig     `koanf:"note"`
+	Cache string `koanf:"cache"`
+	// CachePrefix starts every cache key, so deployments (or tests) can share one Redis.
+	CachePrefix string         `koanf:"cache_prefix"`
+	Auth        AuthConfig     `koanf:"auth"`
+	Timeouts    TimeoutsConfig `koanf:"timeouts"`
+	BFF         BFFConfig      `koanf:"bff"`
+	User        UserConfig     `koanf:"user"`
+	Note        NoteConfig     `koanf:"note"`
 	// Drain is how long readiness reports false before servers stop accepting.
 	Drain time.Duration `koanf:"drain"`
 	// StopTimeout bounds a graceful stop.

@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	}
 	var c cache.Cache
 	if slices.Contains(services, user.Name) {
-		if c, err = cache.Open(ctx, cfg.Cache); err != nil {
+		if c, err = cache.Open(ctx, cfg.Cache, cache.WithPrefix(cfg.CachePrefix)); err != nil {
 			return nil, fmt.Errorf("cache %s: %w (is Redis running? scripts/services.sh starts it)", cfg.Cache, err)
 		}
 		s.components = append(s.components, app.Hook("cache", nil, func(context.Context) error { return c.Close() }))

@@ -271,7 +271,8 @@ func (s *subscription) handle(msg jetstream.Msg) {
 	}
 	if delivered >= uint64(q.o.maxDeliver) {
 		q.terminated.Add(1)
-		_ = msg.TermWithReason(truncate(err.Error(), 200))
+		// Plain Term: servers before 2.10.4 ignore TermWithReason and would redeliver.
+		_ = msg.Term()
 		return
 	}
 	_ = msg.NakWithDelay(backoff(q.o.backoff, q.o.ackWait, delivered))
@@ -294,11 +295,4 @@ func backoff(base, limit time.Duration, delivered uint64) time.Duration {
 		d *= 2
 	}
 	return min(d, limit)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

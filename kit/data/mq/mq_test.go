@@ -410,12 +410,7 @@ func TestCloseStopsEverything(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	e, err := StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	q := newTestStream().open(t, e.URL())
+	q := newTestStream().open(t, backends()[0].url(t))
 	h := func(context.Context, Message) error { return nil }
 	tests := []struct {
 		subject, durable string

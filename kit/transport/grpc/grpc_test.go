@@ -14,6 +14,7 @@ import (
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/middleware"
+	"github.com/redline-dev/redline/kit/trace"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -164,5 +165,28 @@ func TestSelectAppliesPerOperation(t *testing.T) {
 	}
 	if len(hits) != 1 || hits[0] != "/grpc.testing.TestService/UnaryCall" {
 		t.Fatalf("selected middleware ran for %v; want only UnaryCall", hits)
+	}
+}
+
+func TestTraceContextCrossesTheHop(t *testing.T) {
+	shutdown, err := trace.Setup(context.Background(), "test", trace.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(context.Background())
+	seen := make(chan string, 1)
+	cli := serve(t, func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		tid, _ := trace.IDs(ctx)
+		seen <- tid
+		return &testpb.SimpleResponse{}, nil
+	})
+	ctx, span := trace.Tracer("test").Start(context.Background(), "caller")
+	defer span.End()
+	want, _ := trace.IDs(ctx)
+	if _, err := cli.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-seen; got == "" || got != want {
+		t.Fatalf("server trace id = %q; want the caller's %q", got, want)
 	}
 }

@@ -1,0 +1,106 @@
+package stack_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/redline-dev/redline/kit/data/sqldb"
+	"github.com/redline-dev/redline/services/stack"
+	"github.com/redline-dev/redline/services/stack/stacktest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	postgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	redisURL    = "redis://127.0.0.1:6379/0"
+)
+
+// TestOnPostgresAndRedis runs the walk-through with both services on real PostgreSQL (each
+// in a schema of this test's own) and profiles cached in real Redis (under this test's own
+// key prefix).
+func TestOnPostgresAndRedis(t *testing.T) {
+	if os.Getenv("REDLINE_SKIP_INTEGRATION") == "1" {
+		t.Skip("REDLINE_SKIP_INTEGRATION=1")
+	}
+	ctx := context.Background()
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	suffix := "stack_" + hex.EncodeToString(rnd[:])
+	userSchema, noteSchema := "u_"+suffix, "n_"+suffix
+	for _, schema := range []string{userSchema, noteSchema} {
+		db, err := sqldb.Open(ctx, postgresURL, sqldb.WithSchema(schema))
+		if err != nil {
+			t.Fatalf("PostgreSQL at %s: %v (run scripts/services.sh)", postgresURL, err)
+		}
+		db.Close()
+		t.Cleanup(func() { dropSchema(t, schema) })
+	}
+	prefix := "test:" + suffix + ":"
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+
+	s := stacktest.Start(t, func(c *stack.Config) {
+		c.User.DB = postgresURL + "&search_path=" + userSchema
+		c.Note.DB = postgresURL + "&search_path=" + noteSchema
+		c.Cache, c.CachePrefix = redisURL, prefix
+	})
+	bearer, uid := stacktest.Session(t, s.BFF, "pat")
+	r := stacktest.Do(t, "POST", s.BFF+"/v1/notes", map[string]any{"title": "on postgres"}, "Authorization", bearer)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create note = %d %s", r.Status, r.Body)
+	}
+	var n struct{ ID string }
+	r.JSON(t, &n)
+	r = stacktest.Do(t, "GET", s.BFF+"/v1/notes/"+n.ID, nil)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"username":"pat"`) {
+		t.Fatalf("get note = %d %s", r.Status, r.Body)
+	}
+	// The author's profile was read through the cache: it is in Redis under our prefix.
+	if v, err := rdb.Get(ctx, prefix+"user:profile:"+uid).Result(); err != nil || !strings.Contains(v, `"pat"`) {
+		t.Fatalf("redis %suser:profile:%s = %q, %v; want the cached profile", prefix, uid, v, err)
+	}
+	// And the rows are in this test's schemas.
+	assertRows(t, noteSchema, "notes", 1)
+	assertRows(t, userSchema, "users", 1)
+}
+
+func assertRows(t *testing.T, schema, table string, want int) {
+	t.Helper()
+	db, err := sql.Open("pgx", postgresURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM "` + schema + `".` + table).Scan(&n); err != nil || n != want {
+		t.Fatalf("%s.%s has %d rows (%v); want %d", schema, table, n, err, want)
+	}
+}
+
+func dropSchema(t *testing.T, schema string) {
+	db, err := sql.Open("pgx", postgresURL)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP SCHEMA IF EXISTS "` + schema + `" CASCADE`); err != nil {
+		t.Errorf("drop schema %s: %v", schema, err)
+	}
+}
