@@ -64,8 +64,9 @@ start_daemon() {
 	local log=$1
 	shift
 	"${SUDO[@]}" mkdir -p "$(dirname "$log")"
-	# setsid: its own session, so it outlives this script and whatever runs it.
-	"${SUDO[@]}" setsid nohup "$@" >>"$log" 2>&1 </dev/null &
+	# A session of its own, forked off: it outlives this script and whatever runs it. The
+	# redirections happen inside, so they have the same rights as the daemon.
+	"${SUDO[@]}" setsid -f sh -c 'exec "$@" >>"$0" 2>&1 </dev/null' "$log" "$@"
 }
 
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -80,10 +81,10 @@ ensure_postgres() {
 		apt_install postgresql postgresql-client
 	fi
 	local version
-	version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)
+	version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1 || true)
 	if [[ -z $version ]]; then
 		# Packages installed without a cluster (or a cluster removed): make the default one.
-		version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+		version=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1 || true)
 		[[ -n $version ]] || die "postgresql: no server version under /usr/lib/postgresql"
 		"${SUDO[@]}" pg_createcluster "$version" main >/dev/null
 	fi
@@ -135,11 +136,11 @@ ensure_redis() {
 # nats_jetstream reads the INFO line a NATS server sends on connect and checks that it
 # announces JetStream.
 nats_jetstream() {
-	local info
-	exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT" || return 1
-	read -r -t 5 info <&3 || true
-	exec 3<&-
-	[[ $info == *'"jetstream":true'* ]]
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT" || exit 1
+		read -r -t 5 info <&3 || exit 1
+		[[ $info == *'"jetstream":true'* ]]
+	) 2>/dev/null
 }
 
 ensure_nats() {
@@ -151,7 +152,7 @@ ensure_nats() {
 		how="started"
 	fi
 	wait_for "nats on 127.0.0.1:$NATS_PORT" "$log" tcp_open "$NATS_PORT"
-	wait_for "nats JetStream on 127.0.0.1:$NATS_PORT (a server without -js is in the way?)" "$log" nats_jetstream
+	nats_jetstream || die "the NATS server on 127.0.0.1:$NATS_PORT runs without JetStream (-js); stop it or restart it with -js"
 	status nats ok "127.0.0.1:$NATS_PORT ($how, JetStream on)"
 }
 
