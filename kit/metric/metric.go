@@ -36,8 +36,12 @@ type RED struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
-	cache    sync.Map // seriesKey -> *series
-	gauges   sync.Map // routeKey -> prometheus.Gauge
+
+	// Plain maps under a read lock rather than sync.Map: a struct key boxed into sync.Map's
+	// interface would allocate on every request.
+	mu     sync.RWMutex
+	series map[seriesKey]*series
+	gauges map[routeKey]prometheus.Gauge
 }
 
 type routeKey struct{ service, route string }
@@ -60,6 +64,8 @@ func newRED(prefix, help string) *RED {
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: prefix + "_inflight", Help: help + " requests in progress.",
 		}, []string{"service", "route"}),
+		series: map[seriesKey]*series{},
+		gauges: map[routeKey]prometheus.Gauge{},
 	}
 	Registry.MustRegister(r.requests, r.duration, r.inflight)
 	return r
@@ -77,14 +83,20 @@ var (
 // cached, so the steady state allocates nothing.
 func (r *RED) Observe(service, route, method, code, lane string, d time.Duration) {
 	k := seriesKey{service, route, method, code, lane}
-	s, ok := r.cache.Load(k)
+	r.mu.RLock()
+	ser, ok := r.series[k]
+	r.mu.RUnlock()
 	if !ok {
-		s, _ = r.cache.LoadOrStore(k, &series{
-			requests: r.requests.WithLabelValues(service, route, method, code, lane),
-			duration: r.duration.WithLabelValues(service, route, method, code, lane),
-		})
+		r.mu.Lock()
+		if ser, ok = r.series[k]; !ok {
+			ser = &series{
+				requests: r.requests.WithLabelValues(service, route, method, code, lane),
+				duration: r.duration.WithLabelValues(service, route, method, code, lane),
+			}
+			r.series[k] = ser
+		}
+		r.mu.Unlock()
 	}
-	ser := s.(*series)
 	ser.requests.Inc()
 	ser.duration.Observe(d.Seconds())
 }
@@ -93,9 +105,16 @@ func (r *RED) Observe(service, route, method, code, lane string, d time.Duration
 // Dec when it ends.
 func (r *RED) Inflight(service, route string) prometheus.Gauge {
 	k := routeKey{service, route}
-	g, ok := r.gauges.Load(k)
+	r.mu.RLock()
+	g, ok := r.gauges[k]
+	r.mu.RUnlock()
 	if !ok {
-		g, _ = r.gauges.LoadOrStore(k, r.inflight.WithLabelValues(service, route))
+		r.mu.Lock()
+		if g, ok = r.gauges[k]; !ok {
+			g = r.inflight.WithLabelValues(service, route)
+			r.gauges[k] = g
+		}
+		r.mu.Unlock()
 	}
-	return g.(prometheus.Gauge)
+	return g
 }

@@ -203,6 +203,7 @@ type subscription struct {
 	done chan struct{}  // closed when every worker has returned
 
 	stopOnce sync.Once
+	stopping atomic.Bool
 	errMu    sync.Mutex
 	err      error // why the server ended the subscription, if it did
 }
@@ -210,7 +211,12 @@ type subscription struct {
 // Stop implements Subscription.
 func (s *subscription) Stop() error {
 	s.stopOnce.Do(func() {
-		s.it.Stop()
+		// Drain, not Stop: Stop would drop the messages already fetched, and the server would
+		// hold them until their ack wait ran out. Draining hands them to the workers, which
+		// give them back (see work), and ends only once the server has the unsubscribe, so no
+		// pull request of ours is left to swallow messages meant for other subscribers.
+		s.stopping.Store(true)
+		s.it.Drain()
 		<-s.done
 		s.q.mu.Lock()
 		delete(s.q.subs, s)
@@ -234,6 +240,11 @@ func (s *subscription) work() {
 			s.errMu.Lock()
 			s.err = fmt.Errorf("mq: subscription ended: %w", err)
 			s.errMu.Unlock()
+			continue
+		}
+		if s.stopping.Load() {
+			// Fetched but not started: back to the server for immediate redelivery.
+			_ = msg.Nak()
 			continue
 		}
 		s.handle(msg)

@@ -54,7 +54,8 @@ type Queue interface {
 // Subscription is a running subscription.
 type Subscription interface {
 	// Stop stops fetching messages and waits for handlers in flight to return. Messages
-	// fetched but not yet handled are delivered again later. It is safe to call more than once.
+	// fetched but not yet handled go back to the server for redelivery (counting as a
+	// delivery). It is safe to call more than once.
 	Stop() error
 }
 
