@@ -159,11 +159,17 @@ func Extract(c Carrier) MD {
 	if id := c.Get(HeaderRequestID); ValidRequestID(id) {
 		md.RequestID = id
 	}
-	md.Criticality, _ = ParseCriticality(c.Get(HeaderCriticality))
-	if a, err := strconv.Atoi(c.Get(HeaderAttempt)); err == nil && a > 0 && a < 100 {
-		md.Attempt = a
+	if v := c.Get(HeaderCriticality); v != "" {
+		md.Criticality, _ = ParseCriticality(v)
 	}
-	md.Lane = LaneFromBaggage(c.Get(HeaderBaggage))
+	if v := c.Get(HeaderAttempt); v != "" { // Atoi("") would allocate its error
+		if a, err := strconv.Atoi(v); err == nil && a > 0 && a < 100 {
+			md.Attempt = a
+		}
+	}
+	if v := c.Get(HeaderBaggage); v != "" {
+		md.Lane = LaneFromBaggage(v)
+	}
 	return md
 }
 

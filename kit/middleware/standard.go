@@ -96,23 +96,33 @@ func Metadata() Middleware {
 }
 
 // Tracing starts a span for the request: a server span continuing the caller's W3C trace
-// context, or a client span whose context is injected into the outbound header.
+// context, or a client span whose context is injected into the outbound header. Before
+// trace.Setup it makes no span and only passes the caller's trace context on.
 func Tracing() Middleware {
 	tracer := trace.Tracer("github.com/redline-dev/redline/kit")
+	// Built once: a fresh option per request would allocate.
+	serverSpan := []oteltrace.SpanStartOption{oteltrace.WithSpanKind(oteltrace.SpanKindServer)}
+	clientSpan := []oteltrace.SpanStartOption{oteltrace.WithSpanKind(oteltrace.SpanKindClient)}
 	return func(next Handler) Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			info := FromContext(ctx)
 			if info == nil {
 				return next(ctx, req)
 			}
-			kind := oteltrace.SpanKindClient
+			opts := clientSpan
 			if info.Side == Server {
-				kind = oteltrace.SpanKindServer
+				opts = serverSpan
 				if info.Header != nil {
 					ctx = trace.Extract(ctx, info.Header)
 				}
 			}
-			ctx, span := tracer.Start(ctx, info.Operation, oteltrace.WithSpanKind(kind))
+			if !trace.Enabled() { // pass the caller's context on, make no span
+				if info.Side == Client && info.Header != nil {
+					trace.Inject(ctx, info.Header)
+				}
+				return next(ctx, req)
+			}
+			ctx, span := tracer.Start(ctx, info.Operation, opts...)
 			defer span.End()
 			if info.Side == Client && info.Header != nil {
 				trace.Inject(ctx, info.Header)
@@ -154,25 +164,25 @@ func Logging(logger *slog.Logger) Middleware {
 			} else if info.Side == Client {
 				return resp, err
 			}
-			if !logger.Enabled(ctx, level) {
+			h := logger.Handler()
+			if !h.Enabled(ctx, level) {
 				return resp, err
-			}
-			attrs := []slog.Attr{
-				slog.String("kind", string(info.Kind)),
-				slog.String("service", info.Service),
-				slog.String("op", info.Operation),
-				slog.String("code", CodeLabel(info, err)),
-				slog.Duration("latency", time.Since(info.Start)),
-			}
-			if err != nil {
-				e := errs.From(err)
-				attrs = append(attrs, slog.String("reason", e.Reason), slog.String("error", e.Error()))
 			}
 			msg := "request"
 			if info.Side == Client {
 				msg = "call failed"
 			}
-			logger.LogAttrs(ctx, level, msg, attrs...)
+			// A record built by hand skips slog's caller lookup (the source line would
+			// always be this one), and four attributes plus the request id fit in the
+			// record's inline storage.
+			r := slog.NewRecord(time.Now(), level, msg, 0)
+			r.AddAttrs(slog.String("service", info.Service), slog.String("op", info.Operation),
+				slog.String("code", CodeLabel(info, err)), slog.Duration("latency", time.Since(info.Start)))
+			if err != nil {
+				e := errs.From(err)
+				r.AddAttrs(slog.String("reason", e.Reason), slog.String("error", e.Error()))
+			}
+			_ = h.Handle(ctx, r)
 			return resp, err
 		}
 	}

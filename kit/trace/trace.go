@@ -2,13 +2,15 @@
 // propagation on every hop, spans from the transport middleware, and an optional OTLP
 // exporter that is off by default.
 //
-// Without an exporter the tracer provider still creates spans with real ids (sampled by
-// parent, never exported), so trace ids appear in logs and cross every hop.
+// After Setup, even without an exporter, spans get real ids (sampled by parent, never
+// exported), so trace ids appear in logs and cross every hop. Before Setup (a library used
+// on its own) no spans are made, but a caller's trace context is still passed on.
 package trace
 
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -21,6 +23,14 @@ import (
 
 // propagator carries only W3C trace context; the lane member of baggage is kit/meta's.
 var propagator = propagation.TraceContext{}
+
+// enabled is set by Setup. Without it no span is made, though trace context still passes
+// through every hop.
+var enabled atomic.Bool
+
+// Enabled reports whether Setup installed a tracer provider, so middleware can skip
+// making spans that nobody records.
+func Enabled() bool { return enabled.Load() }
 
 // Config selects the exporter. The zero value exports nothing.
 type Config struct {
@@ -51,7 +61,11 @@ func Setup(ctx context.Context, service string, cfg Config) (shutdown func(conte
 	tp := sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagator)
-	return tp.Shutdown, nil
+	enabled.Store(true)
+	return func(ctx context.Context) error {
+		enabled.Store(false)
+		return tp.Shutdown(ctx)
+	}, nil
 }
 
 // Tracer returns the named tracer of the global provider.
@@ -67,12 +81,26 @@ type carrier struct{ Carrier }
 
 func (carrier) Keys() []string { return nil }
 
+func asTextMap(c Carrier) propagation.TextMapCarrier {
+	if tm, ok := c.(propagation.TextMapCarrier); ok {
+		return tm
+	}
+	return carrier{c}
+}
+
 // Inject writes the span context of ctx to c as a W3C traceparent.
-func Inject(ctx context.Context, c Carrier) { propagator.Inject(ctx, carrier{c}) }
+func Inject(ctx context.Context, c Carrier) {
+	if oteltrace.SpanContextFromContext(ctx).IsValid() {
+		propagator.Inject(ctx, asTextMap(c))
+	}
+}
 
 // Extract returns ctx with the remote span context found in c, if any.
 func Extract(ctx context.Context, c Carrier) context.Context {
-	return propagator.Extract(ctx, carrier{c})
+	if c.Get("traceparent") == "" {
+		return ctx
+	}
+	return propagator.Extract(ctx, asTextMap(c))
 }
 
 // IDs returns the trace and span ids of the span in ctx, or empty strings.

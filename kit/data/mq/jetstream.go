@@ -53,19 +53,45 @@ func Open(ctx context.Context, url string, opts ...Option) (*JetStream, error) {
 		nc.Close()
 		return nil, fmt.Errorf("mq: jetstream: %w", err)
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if err := createStream(ctx, js, jetstream.StreamConfig{
 		Name:       o.stream,
 		Subjects:   []string{o.prefix + ".>"},
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
 		MaxAge:     o.maxAge,
 		Duplicates: 2 * time.Minute,
-	})
-	if err != nil {
+	}); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("mq: create stream %s: %w", o.stream, err)
+		return nil, err
 	}
 	return &JetStream{o: o, nc: nc, js: js, subs: make(map[*subscription]struct{})}, nil
+}
+
+// errCodeStreamStoreFailed is JetStream's "error creating store for stream".
+const errCodeStreamStoreFailed jetstream.ErrorCode = 10049
+
+// createStream creates or updates the stream, retrying a store failure twice. A NATS server
+// removes an account's emptied streams directory in the background after the last stream in
+// it is deleted; a create racing with that removal fails with a store error and succeeds when
+// tried again.
+func createStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	for attempt := 1; ; attempt++ {
+		_, err := js.CreateOrUpdateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if err == nil {
+			return nil
+		}
+		if attempt == 3 || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamStoreFailed {
+			return fmt.Errorf("mq: create stream %s: %w", cfg.Name, err)
+		}
+		t := time.NewTimer(time.Duration(attempt) * 50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("mq: create stream %s: %w", cfg.Name, err)
+		case <-t.C:
+		}
+	}
 }
 
 func redact(raw string) string {

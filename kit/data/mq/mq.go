@@ -55,7 +55,8 @@ type Queue interface {
 type Subscription interface {
 	// Stop stops fetching messages and waits for handlers in flight to return. Messages
 	// fetched but not yet handled go back to the server for redelivery (counting as a
-	// delivery). It is safe to call more than once.
+	// delivery). It is safe to call more than once, but not from inside a handler of the
+	// subscription, which would wait for itself.
 	Stop() error
 }
 

@@ -473,3 +473,47 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// flakyJS fails CreateOrUpdateStream with err for its first fails calls.
+type flakyJS struct {
+	jetstream.JetStream
+	fails, calls int
+	err          error
+}
+
+func (f *flakyJS) CreateOrUpdateStream(context.Context, jetstream.StreamConfig) (jetstream.Stream, error) {
+	f.calls++
+	if f.calls <= f.fails {
+		return nil, f.err
+	}
+	return nil, nil
+}
+
+func TestCreateStreamRetriesStoreFailures(t *testing.T) {
+	storeErr := &jetstream.APIError{Code: 500, ErrorCode: errCodeStreamStoreFailed, Description: "error creating store for stream"}
+	otherErr := &jetstream.APIError{Code: 400, ErrorCode: 10058, Description: "stream name already in use"}
+	tests := []struct {
+		name      string
+		fails     int
+		err       error
+		wantCalls int
+		wantErr   bool
+	}{
+		{"first try", 0, storeErr, 1, false},
+		{"store failure then success", 2, storeErr, 3, false},
+		{"store failure three times", 3, storeErr, 3, true},
+		{"other errors are final", 1, otherErr, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			js := &flakyJS{fails: tt.fails, err: tt.err}
+			err := createStream(t.Context(), js, jetstream.StreamConfig{Name: "S"})
+			if (err != nil) != tt.wantErr || js.calls != tt.wantCalls {
+				t.Fatalf("createStream() = %v after %d calls; want error %v after %d", err, js.calls, tt.wantErr, tt.wantCalls)
+			}
+			if err != nil && !errors.Is(err, tt.err) {
+				t.Fatalf("createStream() = %v; want it to wrap %v", err, tt.err)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -287,11 +288,43 @@ func WriteError(w http.ResponseWriter, err error) {
 // Header adapts http.Header to middleware.Header and meta.Carrier.
 type Header http.Header
 
+// canonical holds the canonical forms of the keys the kit reads on every request, so
+// looking them up does not allocate a canonicalized copy each time.
+var canonical = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{meta.HeaderRequestID, meta.HeaderCriticality, meta.HeaderAttempt,
+		meta.HeaderTimeout, meta.HeaderBaggage, "traceparent", "tracestate", "authorization"} {
+		m[k] = textproto.CanonicalMIMEHeaderKey(k)
+	}
+	return m
+}()
+
+func canon(key string) string {
+	if c, ok := canonical[key]; ok {
+		return c
+	}
+	return textproto.CanonicalMIMEHeaderKey(key)
+}
+
 // Get returns the first value of key.
-func (h Header) Get(key string) string { return http.Header(h).Get(key) }
+func (h Header) Get(key string) string {
+	if v := h[canon(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // Set replaces the values of key.
-func (h Header) Set(key, value string) { http.Header(h).Set(key, value) }
+func (h Header) Set(key, value string) { h[canon(key)] = []string{value} }
+
+// Keys lists the keys, so a Header can serve as an OpenTelemetry carrier.
+func (h Header) Keys() []string {
+	out := make([]string, 0, len(h))
+	for k := range h {
+		out = append(out, k)
+	}
+	return out
+}
 
 // Start listens and serves in the background; it returns once the listener is bound.
 func (s *Server) Start(ctx context.Context) error {
