@@ -158,7 +158,7 @@ ensure_nats() {
 
 # --- etcd -------------------------------------------------------------------------------
 
-etcd_ready() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
+etcd_ready() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'; }
 
 ensure_etcd() {
 	need curl curl

@@ -12,11 +12,15 @@ import (
 // Skip is the value of a service's environment variable that skips the tests needing it.
 const Skip = "skip"
 
-// URL returns the address of a test service: the value of the environment variable env, or def
-// when it is unset. When the value is Skip the test is skipped, so a machine without the
-// service opts out explicitly rather than by accident.
+// URL returns the address of a test service: the value of the environment variable env, or
+// def when it is unset. When the value is Skip, or REDLINE_SKIP_INTEGRATION=1 as in the rest
+// of the repo, the test is skipped, so a machine without the service opts out explicitly
+// rather than by accident.
 func URL(t testing.TB, env, def string) string {
 	t.Helper()
+	if os.Getenv("REDLINE_SKIP_INTEGRATION") == "1" {
+		t.Skip("REDLINE_SKIP_INTEGRATION=1")
+	}
 	v, ok := os.LookupEnv(env)
 	if !ok || v == "" {
 		return def
