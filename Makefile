@@ -37,7 +37,13 @@ gen:
 	PATH=$(BIN):$$PATH protoc -I . --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative $(PROTOS)
 
-# fuzz runs each fuzz target briefly (the seed corpora also run in `make test`).
+# fuzz runs each fuzz target for FUZZTIME (their seed corpora also run in `make test`).
+FUZZTIME ?= 15s
+FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http FuzzExtract:./kit/meta \
+	FuzzVerify:./kit/auth FuzzDecodeCursor:./services/note/internal/biz FuzzLoadYAML:./kit/conf \
+	FuzzRebind:./kit/data/sqldb
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzBFFRoutes -fuzztime 20s ./services/bff/internal/service/
-	$(GO) test -run '^$$' -fuzz FuzzDecodeJSON -fuzztime 20s ./kit/transport/http/
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== $${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) "$${t#*:}" || exit 1; \
+	done
