@@ -11,8 +11,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"fmt"
-	"net"
+	"errors"
 	"net/http"
 	"net/http/pprof"
 	"sort"
@@ -24,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/metric"
 )
 
@@ -44,8 +44,7 @@ type Server struct {
 	checks map[string]Check
 	states map[string]func() any
 	config func() any
-	lis    net.Listener
-	errc   chan error
+	serve.Loop
 }
 
 // Option configures a Server.
@@ -221,25 +220,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Start listens and serves in the background.
 func (s *Server) Start(ctx context.Context) error {
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr)
-	if err != nil {
-		return fmt.Errorf("admin: listen %s: %w", s.addr, err)
-	}
-	s.mu.Lock()
-	s.lis, s.errc = lis, make(chan error, 1)
-	s.mu.Unlock()
-	go func() { s.errc <- s.srv.Serve(lis) }()
-	return nil
-}
-
-// Endpoint returns the bound address, valid after Start.
-func (s *Server) Endpoint() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lis == nil {
-		return ""
-	}
-	return s.lis.Addr().String()
+	return s.Loop.Start(ctx, "admin", s.addr, s.srv.Serve)
 }
 
 // Stop shuts the server down within ctx.
@@ -248,11 +229,5 @@ func (s *Server) Stop(ctx context.Context) error {
 	if err != nil {
 		_ = s.srv.Close()
 	}
-	s.mu.Lock()
-	errc := s.errc
-	s.mu.Unlock()
-	if errc != nil {
-		<-errc
-	}
-	return err
+	return errors.Join(s.Loop.Wait(http.ErrServerClosed), err)
 }

@@ -29,8 +29,8 @@ func (s *testService) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) 
 	return s.fn(ctx, req)
 }
 
-// serve starts a server running fn and returns a client of it; both stop at cleanup.
-func serve(t *testing.T, fn func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error), opts ...ServerOption) testpb.TestServiceClient {
+// startServer starts a server running fn and returns a client of it; both stop at cleanup.
+func startServer(t *testing.T, fn func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error), opts ...ServerOption) testpb.TestServiceClient {
 	t.Helper()
 	srv := NewServer("svc", append([]ServerOption{Logger(log.Discard())}, opts...)...)
 	testpb.RegisterTestServiceServer(srv, &testService{fn: fn})
@@ -54,7 +54,7 @@ func serve(t *testing.T, fn func(ctx context.Context, req *testpb.SimpleRequest)
 
 func TestDeadlineCrossesTwoHops(t *testing.T) {
 	leafCancelled := make(chan error, 1)
-	leaf := serve(t, func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	leaf := startServer(t, func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 		select {
 		case <-time.After(time.Second):
 			leafCancelled <- nil
@@ -64,7 +64,7 @@ func TestDeadlineCrossesTwoHops(t *testing.T) {
 			return nil, ctx.Err()
 		}
 	})
-	mid := serve(t, func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	mid := startServer(t, func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 		return leaf.UnaryCall(ctx, req)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -89,7 +89,7 @@ func TestDeadlineCrossesTwoHops(t *testing.T) {
 func TestExpiredOnArrivalIsRefused(t *testing.T) {
 	called := false
 	// A margin larger than the caller's budget leaves no time on arrival.
-	cli := serve(t, func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	cli := startServer(t, func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 		called = true
 		return &testpb.SimpleResponse{}, nil
 	}, Deadline(middleware.DeadlineConfig{Default: time.Second, Margin: time.Hour}))
@@ -106,7 +106,7 @@ func TestExpiredOnArrivalIsRefused(t *testing.T) {
 
 func TestClientFailsBeforeSendingWithNoTimeLeft(t *testing.T) {
 	sent := false
-	cli := serve(t, func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	cli := startServer(t, func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 		sent = true
 		return &testpb.SimpleResponse{}, nil
 	})
@@ -120,7 +120,7 @@ func TestClientFailsBeforeSendingWithNoTimeLeft(t *testing.T) {
 
 func TestErrorsAndMetadataCrossTheHop(t *testing.T) {
 	got := make(chan meta.MD, 1)
-	cli := serve(t, func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	cli := startServer(t, func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 		got <- meta.FromContext(ctx)
 		return nil, errs.NotFound("THING_NOT_FOUND", "no such thing")
 	})
@@ -137,7 +137,7 @@ func TestErrorsAndMetadataCrossTheHop(t *testing.T) {
 }
 
 func TestPanicBecomesInternal(t *testing.T) {
-	cli := serve(t, func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	cli := startServer(t, func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 		panic("boom")
 	})
 	_, err := cli.UnaryCall(context.Background(), &testpb.SimpleRequest{})
@@ -154,7 +154,7 @@ func TestSelectAppliesPerOperation(t *testing.T) {
 			return next(ctx, req)
 		}
 	}
-	cli := serve(t, func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	cli := startServer(t, func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 		return &testpb.SimpleResponse{}, nil
 	}, Middleware(middleware.Select(middleware.Operations("/grpc.testing.TestService/UnaryCall"), mark)))
 	if _, err := cli.UnaryCall(context.Background(), &testpb.SimpleRequest{}); err != nil {
@@ -175,7 +175,7 @@ func TestTraceContextCrossesTheHop(t *testing.T) {
 	}
 	defer shutdown(context.Background())
 	seen := make(chan string, 1)
-	cli := serve(t, func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	cli := startServer(t, func(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 		tid, _ := trace.IDs(ctx)
 		seen <- tid
 		return &testpb.SimpleResponse{}, nil

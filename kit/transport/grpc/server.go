@@ -9,10 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/middleware"
 )
 
@@ -37,10 +36,7 @@ type Server struct {
 	o      serverOptions
 	health *health.Server
 	chain  middleware.Handler
-
-	mu  sync.Mutex
-	lis net.Listener
-	err chan error
+	serve.Loop
 }
 
 type serverOptions struct {
@@ -125,27 +121,11 @@ func (s *Server) unary(ctx context.Context, req any, ui *grpc.UnaryServerInfo, h
 // Start listens and serves in the background. It returns once the listener is bound, so
 // Endpoint is valid afterwards.
 func (s *Server) Start(ctx context.Context) error {
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.o.addr)
-	if err != nil {
-		return fmt.Errorf("grpc %s: listen %s: %w", s.name, s.o.addr, err)
+	if err := s.Loop.Start(ctx, "grpc "+s.name, s.o.addr, s.Server.Serve); err != nil {
+		return err
 	}
-	s.mu.Lock()
-	s.lis = lis
-	s.err = make(chan error, 1)
-	s.mu.Unlock()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	go func() { s.err <- s.Server.Serve(lis) }()
 	return nil
-}
-
-// Endpoint returns the bound address, valid after Start.
-func (s *Server) Endpoint() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lis == nil {
-		return ""
-	}
-	return s.lis.Addr().String()
 }
 
 // Stop reports NOT_SERVING, lets in-flight calls finish, and forces the rest closed when
@@ -162,15 +142,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.Server.Stop()
 		<-done
 	}
-	s.mu.Lock()
-	errc := s.err
-	s.mu.Unlock()
-	if errc != nil {
-		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return err
-		}
-	}
-	return forced
+	return errors.Join(s.Loop.Wait(grpc.ErrServerStopped), forced)
 }
 
 // MD adapts gRPC metadata to middleware.Header and meta.Carrier.

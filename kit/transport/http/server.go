@@ -14,14 +14,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/middleware"
 )
@@ -40,10 +39,7 @@ type Server struct {
 	mux  *http.ServeMux
 	base []middleware.Middleware
 	srv  *http.Server
-
-	mu  sync.Mutex
-	lis net.Listener
-	err chan error
+	serve.Loop
 }
 
 type serverOptions struct {
@@ -326,27 +322,10 @@ func (h Header) Keys() []string {
 	return out
 }
 
-// Start listens and serves in the background; it returns once the listener is bound.
+// Start listens and serves in the background; it returns once the listener is bound, so
+// Endpoint is valid afterwards.
 func (s *Server) Start(ctx context.Context) error {
-	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.o.addr)
-	if err != nil {
-		return fmt.Errorf("http %s: listen %s: %w", s.name, s.o.addr, err)
-	}
-	s.mu.Lock()
-	s.lis, s.err = lis, make(chan error, 1)
-	s.mu.Unlock()
-	go func() { s.err <- s.srv.Serve(lis) }()
-	return nil
-}
-
-// Endpoint returns the bound address, valid after Start.
-func (s *Server) Endpoint() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lis == nil {
-		return ""
-	}
-	return s.lis.Addr().String()
+	return s.Loop.Start(ctx, "http "+s.name, s.o.addr, s.srv.Serve)
 }
 
 // Stop stops accepting, lets in-flight requests finish, and closes the rest when ctx ends.
@@ -356,13 +335,5 @@ func (s *Server) Stop(ctx context.Context) error {
 		_ = s.srv.Close()
 		err = fmt.Errorf("http %s: drain cut short: %w", s.name, err)
 	}
-	s.mu.Lock()
-	errc := s.err
-	s.mu.Unlock()
-	if errc != nil {
-		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-			return serr
-		}
-	}
-	return err
+	return errors.Join(s.Loop.Wait(http.ErrServerClosed), err)
 }
