@@ -62,11 +62,33 @@ type AuthConfig struct {
 	TokenTTL time.Duration `koanf:"token_ttl"`
 }
 
-// TimeoutsConfig holds the default budgets: the edge (what users call) and internal calls.
+// TimeoutsConfig holds the default budgets: the edge (what users call) and internal calls,
+// and per-operation overrides.
 type TimeoutsConfig struct {
-	Edge     time.Duration `koanf:"edge"`
-	Internal time.Duration `koanf:"internal"`
-	Margin   time.Duration `koanf:"margin"`
+	Edge       time.Duration     `koanf:"edge"`
+	Internal   time.Duration     `koanf:"internal"`
+	Margin     time.Duration     `koanf:"margin"`
+	Operations []OperationBudget `koanf:"operations"`
+}
+
+// OperationBudget is the budget of one operation: an HTTP route pattern at the BFF
+// ("GET /v1/notes/{id}") or a gRPC full method inside ("/note.v1.Note/GetNote"). A list,
+// not a map, because config keys cannot hold the dots of gRPC method names.
+type OperationBudget struct {
+	Op      string        `koanf:"op"`
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// budgets returns the per-operation budgets: built-in ones, then the configured overrides.
+func (t TimeoutsConfig) budgets(builtin map[string]time.Duration) map[string]time.Duration {
+	out := make(map[string]time.Duration, len(builtin)+len(t.Operations))
+	for op, d := range builtin {
+		out[op] = d
+	}
+	for _, b := range t.Operations {
+		out[b.Op] = b.Timeout
+	}
+	return out
 }
 
 // BFFConfig configures the BFF.
@@ -129,6 +151,9 @@ func (c *Config) Validate() error {
 	check(c.Auth.TokenKey == "" || len(c.Auth.TokenKey) >= auth.MinKeyLen, "auth.token_key: at least %d bytes", auth.MinKeyLen)
 	check(c.Timeouts.Edge > 0 && c.Timeouts.Internal > 0, "timeouts.edge and timeouts.internal must be positive")
 	check(c.Timeouts.Margin >= 0 && c.Timeouts.Margin < c.Timeouts.Internal, "timeouts.margin must be >= 0 and below timeouts.internal")
+	for i, b := range c.Timeouts.Operations {
+		check(b.Op != "" && b.Timeout > 0, "timeouts.operations[%d]: want an op and a positive timeout", i)
+	}
 	check(c.BFF.MaxBody > 0, "bff.max_body must be positive")
 	check(c.StopTimeout > 0, "stop_timeout must be positive")
 	return errors.Join(problems...)

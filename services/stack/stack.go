@@ -130,7 +130,8 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 			}
 			s.bff = kithttp.NewServer(bff.Name, kithttp.Address(cfg.BFF.Addr), kithttp.Logger(logger), kithttp.Edge(),
 				kithttp.MaxBody(cfg.BFF.MaxBody),
-				kithttp.Deadline(middleware.DeadlineConfig{Default: cfg.Timeouts.Edge, Margin: cfg.Timeouts.Margin}))
+				kithttp.Deadline(middleware.DeadlineConfig{Default: cfg.Timeouts.Edge, Margin: cfg.Timeouts.Margin,
+					Operations: cfg.Timeouts.budgets(nil)}))
 			bff.Register(s.bff, userv1.NewUserClient(users), notev1.NewNoteClient(notes), signer)
 			s.components = append(s.components, s.bff)
 		}
@@ -184,7 +185,8 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 // server stops so callers move away first.
 func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) *kitgrpc.Server {
 	srv := kitgrpc.NewServer(name, kitgrpc.Address(addr), kitgrpc.Logger(s.logger),
-		kitgrpc.Deadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Margin: s.cfg.Timeouts.Margin, Operations: budgets}))
+		kitgrpc.Deadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Margin: s.cfg.Timeouts.Margin,
+			Operations: s.cfg.Timeouts.budgets(budgets)}))
 	s.grpc[name] = srv
 	node := registry.Node{Service: name, ID: name + "-" + instanceID()}
 	s.components = append(s.components, srv, app.Hook(name+" registration",
