@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
 
+	"github.com/redline-dev/redline/ha"
+	"github.com/redline-dev/redline/ha/balancer"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/middleware"
 	"github.com/redline-dev/redline/kit/registry"
@@ -33,6 +35,7 @@ type Client struct {
 }
 
 type clientOptions struct {
+	ha       *ha.Client
 	logger   *slog.Logger
 	deadline middleware.DeadlineConfig
 	extra    []middleware.Middleware
@@ -57,7 +60,12 @@ func ClientMiddleware(ms ...middleware.Middleware) ClientOption {
 	return func(o *clientOptions) { o.extra = append(o.extra, ms...) }
 }
 
-// ClientWithoutDefaults drops the default client chain.
+// ClientHA sets the client's HA parts (retry, breakers, bulkhead, degradation), built by the
+// caller with ha.NewClient so it can configure them and show their state. Without it the
+// client builds its own from ha.Default().
+func ClientHA(h *ha.Client) ClientOption { return func(o *clientOptions) { o.ha = h } }
+
+// ClientWithoutDefaults drops the default client chain, HA included.
 func ClientWithoutDefaults() ClientOption { return func(o *clientOptions) { o.defaults = false } }
 
 // Registry resolves "registry:///SERVICE" targets through r.
@@ -88,13 +96,17 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		service = rest
 		c.reg = o.reg
 		gopts = append(gopts, grpc.WithResolvers(&registryResolver{reg: o.reg, service: service}),
-			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"`+balancer.Name+`":{}}]}`))
 	}
 	gopts = append(gopts, grpc.WithChainUnaryInterceptor(c.unary))
 	gopts = append(gopts, o.grpcOpts...)
 	var ms []middleware.Middleware
 	if o.defaults {
 		ms = middleware.ClientDefaults(o.logger, o.deadline)
+		if o.ha == nil {
+			o.ha = ha.NewClient(ha.Default(), nil, nil)
+		}
+		ms = append(ms, o.ha.Middleware()...)
 	}
 	c.chain = middleware.Chain(append(ms, o.extra...)...)
 	c.service = service
@@ -172,7 +184,8 @@ func (r *registryResolver) Build(_ resolver.Target, cc resolver.ClientConn, _ re
 		for nodes := range ch {
 			addrs := make([]resolver.Address, 0, len(nodes))
 			for _, n := range nodes {
-				addrs = append(addrs, resolver.Address{Addr: n.Addr, ServerName: n.Service})
+				addrs = append(addrs, balancer.WithNode(resolver.Address{Addr: n.Addr, ServerName: n.Service},
+					balancer.Node{Addr: n.Addr, Lane: n.Lane()}))
 			}
 			if len(addrs) == 0 {
 				cc.ReportError(fmt.Errorf("%s: no instances registered", r.service))

@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/middleware"
@@ -36,6 +37,7 @@ type Server struct {
 	o      serverOptions
 	health *health.Server
 	chain  middleware.Handler
+	ownHA  *ha.Server
 	serve.Loop
 }
 
@@ -45,6 +47,7 @@ type serverOptions struct {
 	deadline middleware.DeadlineConfig
 	extra    []middleware.Middleware
 	defaults bool
+	ha       *ha.Server
 	grpcOpts []grpc.ServerOption
 }
 
@@ -69,8 +72,13 @@ func Middleware(ms ...middleware.Middleware) ServerOption {
 	return func(o *serverOptions) { o.extra = append(o.extra, ms...) }
 }
 
-// WithoutDefaults drops the default chain; only Middleware options apply. For benchmarks
-// and tests of the chain itself.
+// HA sets the server's HA parts (shedder, admission queue, bulkhead), built by the caller
+// with ha.NewServer so it can configure them and show their state; the caller closes it.
+// Without this option the server builds its own from ha.Default() and closes it at Stop.
+func HA(h *ha.Server) ServerOption { return func(o *serverOptions) { o.ha = h } }
+
+// WithoutDefaults drops the default chain, HA included; only Middleware options apply.
+// For benchmarks and tests of the chain itself.
 func WithoutDefaults() ServerOption { return func(o *serverOptions) { o.defaults = false } }
 
 // GRPCOptions passes options to grpc.NewServer.
@@ -90,6 +98,17 @@ func NewServer(name string, opts ...ServerOption) *Server {
 	var ms []middleware.Middleware
 	if o.defaults {
 		ms = middleware.ServerDefaults(o.logger, o.deadline)
+		h := o.ha
+		if h == nil {
+			var err error
+			if h, err = ha.NewServer(name, ha.Default(), false); err != nil {
+				o.logger.Error("HA parts disabled: they failed to start", "service", name, "error", err)
+			}
+			s.ownHA = h
+		}
+		if h != nil {
+			ms = append(ms, h.Middleware()...)
+		}
 	}
 	ms = append(ms, o.extra...)
 	s.chain = middleware.Chain(ms...)(func(ctx context.Context, req any) (any, error) {
@@ -142,7 +161,11 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.Server.Stop()
 		<-done
 	}
-	return errors.Join(s.Loop.Wait(grpc.ErrServerStopped), forced)
+	var haErr error
+	if s.ownHA != nil {
+		haErr = s.ownHA.Close()
+	}
+	return errors.Join(s.Loop.Wait(grpc.ErrServerStopped), forced, haErr)
 }
 
 // MD adapts gRPC metadata to middleware.Header and meta.Carrier.

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/middleware"
@@ -31,6 +32,7 @@ type Client struct {
 }
 
 type clientOptions struct {
+	ha       *ha.Client
 	logger   *slog.Logger
 	deadline middleware.DeadlineConfig
 	extra    []middleware.Middleware
@@ -54,6 +56,10 @@ func ClientMiddleware(ms ...middleware.Middleware) ClientOption {
 	return func(o *clientOptions) { o.extra = append(o.extra, ms...) }
 }
 
+// ClientHA sets the client's HA parts, built by the caller with ha.NewClient. Without it
+// the client builds its own from ha.Default().
+func ClientHA(h *ha.Client) ClientOption { return func(o *clientOptions) { o.ha = h } }
+
 // HTTPClient sets the underlying *http.Client.
 func HTTPClient(hc *http.Client) ClientOption { return func(o *clientOptions) { o.hc = hc } }
 
@@ -67,6 +73,10 @@ func NewClient(service, base string, opts ...ClientOption) *Client {
 	var ms []middleware.Middleware
 	if o.defaults {
 		ms = middleware.ClientDefaults(o.logger, o.deadline)
+		if o.ha == nil {
+			o.ha = ha.NewClient(ha.Default(), nil, nil)
+		}
+		ms = append(ms, o.ha.Middleware()...)
 	}
 	return &Client{base: strings.TrimRight(base, "/"), service: service, hc: o.hc,
 		chain: middleware.Chain(append(ms, o.extra...)...)}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/meta"
@@ -40,6 +41,7 @@ type Server struct {
 	base []middleware.Middleware
 	srv  *http.Server
 	serve.Loop
+	ownHA *ha.Server
 }
 
 type serverOptions struct {
@@ -50,6 +52,7 @@ type serverOptions struct {
 	defaults bool
 	maxBody  int64
 	edge     bool
+	ha       *ha.Server
 }
 
 // ServerOption configures a Server.
@@ -71,7 +74,12 @@ func Middleware(ms ...middleware.Middleware) ServerOption {
 	return func(o *serverOptions) { o.extra = append(o.extra, ms...) }
 }
 
-// WithoutDefaults drops the default chain.
+// HA sets the server's HA parts, built by the caller with ha.NewServer (edge=true for an
+// Edge server) so it can configure them and show their state; the caller closes it.
+// Without this option the server builds its own from ha.Default() and closes it at Stop.
+func HA(h *ha.Server) ServerOption { return func(o *serverOptions) { o.ha = h } }
+
+// WithoutDefaults drops the default chain, HA included.
 func WithoutDefaults() ServerOption { return func(o *serverOptions) { o.defaults = false } }
 
 // MaxBody sets the request body limit in bytes; the default is DefaultMaxBody.
@@ -91,6 +99,17 @@ func NewServer(name string, opts ...ServerOption) *Server {
 	s := &Server{name: name, o: o, mux: http.NewServeMux()}
 	if o.defaults {
 		s.base = middleware.ServerDefaults(o.logger, o.deadline)
+		h := o.ha
+		if h == nil {
+			var err error
+			if h, err = ha.NewServer(name, ha.Default(), o.edge); err != nil {
+				o.logger.Error("HA parts disabled: they failed to start", "service", name, "error", err)
+			}
+			s.ownHA = h
+		}
+		if h != nil {
+			s.base = append(s.base, h.Middleware()...)
+		}
 	}
 	s.base = append(s.base, o.extra...)
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
@@ -335,5 +354,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		_ = s.srv.Close()
 		err = fmt.Errorf("http %s: drain cut short: %w", s.name, err)
 	}
-	return errors.Join(s.Loop.Wait(http.ErrServerClosed), err)
+	var haErr error
+	if s.ownHA != nil {
+		haErr = s.ownHA.Close()
+	}
+	return errors.Join(s.Loop.Wait(http.ErrServerClosed), err, haErr)
 }
