@@ -76,6 +76,7 @@ func run(cmd *cobra.Command, path string, services []string, banner func(w io.Wr
 			if l, err := log.ParseLevel(next.Log.Level); err == nil && l != level.Level() {
 				level.Set(l)
 			}
+			st.Apply(next)
 			logger.Info("config reloaded", "changed", u.Changed, "needs_restart", u.Static, "log.level", next.Log.Level)
 		})
 	}, func(context.Context) error { return loaded.Close() })

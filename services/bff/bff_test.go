@@ -95,6 +95,31 @@ func TestWalkThrough(t *testing.T) {
 	if !strings.Contains(string(m.Body), `redline_grpc_server_requests_total{code="OK",lane="",method="unary",route="/note.v1.Note/CreateNote",service="note"} 5`) {
 		t.Fatalf("metrics lack the note service's side of the hop")
 	}
+	// HA is on by default: its decisions are counted and its state is on the admin page.
+	for _, family := range []string{"redline_ha_codel_decisions_total", "redline_ha_shed_decisions_total",
+		"redline_ha_breaker_decisions_total", "redline_ha_ratelimit_decisions_total", "redline_ha_balancer_decisions_total"} {
+		if !strings.Contains(string(m.Body), family+"{") {
+			t.Errorf("metrics lack %s:\n%s", family, grepLines(m.Body, "redline_ha_"))
+		}
+	}
+	st := stacktest.Do(t, "GET", s.Admin+"/state", nil)
+	var state struct {
+		HA struct {
+			Servers map[string]map[string]any `json:"servers"`
+			Clients map[string]map[string]any `json:"clients"`
+		} `json:"ha"`
+	}
+	st.JSON(t, &state)
+	for _, part := range []string{"shed", "queue", "bulkhead", "ratelimit", "criticality", "last_good"} {
+		if state.HA.Servers["bff"][part] == nil {
+			t.Errorf("/state ha.servers.bff lacks %s", part)
+		}
+	}
+	for _, part := range []string{"retry", "breakers", "bulkhead"} {
+		if state.HA.Clients["note"][part] == nil {
+			t.Errorf("/state ha.clients.note lacks %s", part)
+		}
+	}
 }
 
 func TestIdempotentCreate(t *testing.T) {
@@ -264,4 +289,27 @@ func grepLines(body []byte, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func TestForcedDegradation(t *testing.T) {
+	var st *stacktest.Running
+	st = stacktest.Start(t, nil)
+	bearer, _ := stacktest.Session(t, st.BFF, "frank")
+	var n note
+	stacktest.Do(t, "POST", st.BFF+"/v1/notes", map[string]any{"title": "degrade me"}, "Authorization", bearer).JSON(t, &n)
+
+	// What a config reload of ha.degrade.forced does: calls to the user service go straight
+	// to their fallback, so the note is served without its author.
+	cfg := stack.Default()
+	cfg.HA.Degrade.Forced = []string{"user"}
+	st.Apply(cfg)
+	r := stacktest.Do(t, "GET", st.BFF+"/v1/notes/"+n.ID, nil)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"degraded":["author"]`) {
+		t.Fatalf("GET note with user forced off = %d %s; want 200 with degraded author", r.Status, r.Body)
+	}
+	st.Apply(stack.Default())
+	r = stacktest.Do(t, "GET", st.BFF+"/v1/notes/"+n.ID, nil)
+	if strings.Contains(string(r.Body), "degraded") {
+		t.Fatalf("still degraded after the switch was cleared: %s", r.Body)
+	}
 }

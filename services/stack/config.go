@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/auth"
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/kit/trace"
@@ -40,6 +41,8 @@ type Config struct {
 	BFF         BFFConfig      `koanf:"bff"`
 	User        UserConfig     `koanf:"user"`
 	Note        NoteConfig     `koanf:"note"`
+	// HA configures the HA parts every server and client runs (see ha/README.md).
+	HA ha.Config `koanf:"ha"`
 	// Drain is how long readiness reports false before servers stop accepting.
 	Drain time.Duration `koanf:"drain"`
 	// StopTimeout bounds a graceful stop.
@@ -128,6 +131,7 @@ func Default() *Config {
 		BFF:            BFFConfig{Addr: "127.0.0.1:8080", MaxBody: 1 << 20},
 		User:           UserConfig{Addr: "127.0.0.1:0"},
 		Note:           NoteConfig{Addr: "127.0.0.1:0"},
+		HA:             ha.Default(),
 		Drain:          0,
 		StopTimeout:    10 * time.Second,
 	}

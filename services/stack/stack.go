@@ -14,6 +14,9 @@ import (
 
 	notev1 "github.com/redline-dev/redline/api/note/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
+	"github.com/redline-dev/redline/ha"
+	"github.com/redline-dev/redline/ha/balancer"
+	"github.com/redline-dev/redline/ha/degrade"
 	"github.com/redline-dev/redline/kit/admin"
 	"github.com/redline-dev/redline/kit/app"
 	"github.com/redline-dev/redline/kit/auth"
@@ -44,6 +47,11 @@ type Stack struct {
 	bff   *kithttp.Server
 	grpc  map[string]*kitgrpc.Server
 
+	// switches force degradation of named dependencies; dynamic config sets them.
+	switches  *degrade.Switches
+	haServers map[string]*ha.Server
+	haClients map[string]*ha.Client
+
 	components []app.Component
 }
 
@@ -67,7 +75,9 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 		return nil, errors.New("user and bff in separate processes must share auth.token_key: " +
 			"export REDLINE_AUTH__TOKEN_KEY=<at least 16 random bytes> for both")
 	}
-	s := &Stack{cfg: cfg, logger: logger, services: services, grpc: map[string]*kitgrpc.Server{}}
+	s := &Stack{cfg: cfg, logger: logger, services: services, grpc: map[string]*kitgrpc.Server{},
+		switches: degrade.NewSwitches(), haServers: map[string]*ha.Server{}, haClients: map[string]*ha.Client{}}
+	s.switches.Set(cfg.HA.Degrade.Forced)
 	defer func() {
 		if err != nil {
 			s.closeAll()
@@ -75,6 +85,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	}()
 	s.Admin = admin.New(admin.Address(cfg.Admin.Addr), admin.Token(cfg.Admin.Token))
 	s.components = append(s.components, s.Admin)
+	s.Admin.AddState("ha", s.haState)
 
 	if s.reg, err = openRegistry(cfg, logger); err != nil {
 		return nil, err
@@ -108,7 +119,11 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 			// internal one.
 			slow := map[string]time.Duration{userv1.User_Register_FullMethodName: cfg.Timeouts.Edge,
 				userv1.User_Login_FullMethodName: cfg.Timeouts.Edge}
-			userv1.RegisterUserServer(s.serveGRPC(name, cfg.User.Addr, slow), svc)
+			srv, err := s.serveGRPC(name, cfg.User.Addr, slow)
+			if err != nil {
+				return nil, err
+			}
+			userv1.RegisterUserServer(srv, svc)
 		case note.Name:
 			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Note.DB))
 			if err != nil {
@@ -118,7 +133,11 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 			if err != nil {
 				return nil, err
 			}
-			notev1.RegisterNoteServer(s.serveGRPC(name, cfg.Note.Addr, nil), svc)
+			srv, err := s.serveGRPC(name, cfg.Note.Addr, nil)
+			if err != nil {
+				return nil, err
+			}
+			notev1.RegisterNoteServer(srv, svc)
 		case bff.Name:
 			users, err := s.client(user.Name)
 			if err != nil {
@@ -128,7 +147,11 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 			if err != nil {
 				return nil, err
 			}
-			s.bff = kithttp.NewServer(bff.Name, kithttp.Address(cfg.BFF.Addr), kithttp.Logger(logger), kithttp.Edge(),
+			h, err := s.haServer(bff.Name, true)
+			if err != nil {
+				return nil, err
+			}
+			s.bff = kithttp.NewServer(bff.Name, kithttp.Address(cfg.BFF.Addr), kithttp.Logger(logger), kithttp.Edge(), kithttp.HA(h),
 				kithttp.MaxBody(cfg.BFF.MaxBody),
 				kithttp.Deadline(middleware.DeadlineConfig{Default: cfg.Timeouts.Edge, Margin: cfg.Timeouts.Margin,
 					Operations: cfg.Timeouts.budgets(nil)}))
@@ -183,8 +206,12 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 
 // serveGRPC adds a gRPC server for name and its registration, which is withdrawn before the
 // server stops so callers move away first.
-func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) *kitgrpc.Server {
-	srv := kitgrpc.NewServer(name, kitgrpc.Address(addr), kitgrpc.Logger(s.logger),
+func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (*kitgrpc.Server, error) {
+	h, err := s.haServer(name, false)
+	if err != nil {
+		return nil, err
+	}
+	srv := kitgrpc.NewServer(name, kitgrpc.Address(addr), kitgrpc.Logger(s.logger), kitgrpc.HA(h),
 		kitgrpc.Deadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Margin: s.cfg.Timeouts.Margin,
 			Operations: s.cfg.Timeouts.budgets(budgets)}))
 	s.grpc[name] = srv
@@ -195,11 +222,45 @@ func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) *
 			return s.reg.Register(ctx, node)
 		},
 		func(ctx context.Context) error { return s.reg.Deregister(ctx, node) }))
-	return srv
+	return srv, nil
+}
+
+// haServer builds the HA parts of one server and closes them after the server stops.
+func (s *Stack) haServer(name string, edge bool) (*ha.Server, error) {
+	h, err := ha.NewServer(name, s.cfg.HA, edge)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	s.haServers[name] = h
+	s.components = append(s.components, app.Hook(name+" ha", nil, func(context.Context) error { return h.Close() }))
+	return h, nil
+}
+
+// haState is the "ha" section of the admin /state page.
+func (s *Stack) haState() any {
+	servers := map[string]any{}
+	for name, h := range s.haServers {
+		servers[name] = h.State()
+	}
+	clients := map[string]any{}
+	for name, h := range s.haClients {
+		clients[name] = h.State()
+	}
+	return map[string]any{"servers": servers, "clients": clients, "balancer": balancer.State(),
+		"forced_degradation": s.switches.State()}
+}
+
+// Apply applies the dynamic keys of a reloaded configuration: the forced degradation
+// switches. (The log level is the caller's: it owns the logger.)
+func (s *Stack) Apply(next *Config) {
+	s.switches.Set(next.HA.Degrade.Forced)
 }
 
 func (s *Stack) client(service string) (*kitgrpc.Client, error) {
+	h := ha.NewClient(s.cfg.HA, s.switches, nil)
+	s.haClients[service] = h
 	c, err := kitgrpc.NewClient(kitgrpc.Scheme+":///"+service, kitgrpc.Registry(s.reg), kitgrpc.ClientLogger(s.logger),
+		kitgrpc.ClientHA(h),
 		kitgrpc.ClientDeadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal}))
 	if err != nil {
 		return nil, err
