@@ -359,3 +359,14 @@ func (c *Client) State() any {
 func Default() Config {
 	return Config{Criticality: CriticalityConfig{Default: "CRITICAL"}}
 }
+
+// Own returns h, or when h is nil builds the server parts from Default() for service and
+// returns them as owned, for the caller to Close when it stops. It is how the kit's
+// servers turn HA on by default.
+func Own(h *Server, service string, edge bool) (use, owned *Server, err error) {
+	if h != nil {
+		return h, nil, nil
+	}
+	owned, err = NewServer(service, Default(), edge)
+	return owned, owned, err
+}

@@ -17,6 +17,10 @@ import (
 // Name is the service's name in the registry and in metrics.
 const Name = "note"
 
+// Idempotent lists the methods callers may retry: the reads. CreateNote is made safe to
+// repeat by its idempotency_key field, which callers set from the client's Idempotency-Key.
+var Idempotent = []string{notev1.Note_GetNote_FullMethodName, notev1.Note_ListByAuthor_FullMethodName}
+
 // New migrates db and returns the gRPC service.
 func New(ctx context.Context, db *sqldb.DB) (notev1.NoteServer, error) {
 	if err := sqldb.Migrate(ctx, db, migrations.FS); err != nil {

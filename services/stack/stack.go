@@ -33,6 +33,9 @@ import (
 	"github.com/redline-dev/redline/services/user"
 )
 
+// idempotent lists, per service, the methods its clients may retry.
+var idempotent = map[string][]string{user.Name: user.Idempotent, note.Name: note.Idempotent}
+
 // Services lists the services a process can run, in start order.
 var Services = []string{user.Name, note.Name, bff.Name}
 
@@ -257,7 +260,9 @@ func (s *Stack) Apply(next *Config) {
 }
 
 func (s *Stack) client(service string) (*kitgrpc.Client, error) {
-	h := ha.NewClient(s.cfg.HA, s.switches, nil)
+	hcfg := s.cfg.HA
+	hcfg.Retry.Idempotent = append(append([]string{}, hcfg.Retry.Idempotent...), idempotent[service]...)
+	h := ha.NewClient(hcfg, s.switches, nil)
 	s.haClients[service] = h
 	c, err := kitgrpc.NewClient(kitgrpc.Scheme+":///"+service, kitgrpc.Registry(s.reg), kitgrpc.ClientLogger(s.logger),
 		kitgrpc.ClientHA(h),

@@ -20,6 +20,10 @@ import (
 // Name is the service's name in the registry and in metrics.
 const Name = "user"
 
+// Idempotent lists the methods callers may retry: reads. Register and Login are not:
+// a retried Register can fail with USERNAME_TAKEN after the first one succeeded.
+var Idempotent = []string{userv1.User_GetUser_FullMethodName}
+
 // Config is the user service's own configuration.
 type Config struct {
 	// TokenTTL is how long a login token lasts; the default is 24 h.

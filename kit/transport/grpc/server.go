@@ -98,14 +98,11 @@ func NewServer(name string, opts ...ServerOption) *Server {
 	var ms []middleware.Middleware
 	if o.defaults {
 		ms = middleware.ServerDefaults(o.logger, o.deadline)
-		h := o.ha
-		if h == nil {
-			var err error
-			if h, err = ha.NewServer(name, ha.Default(), false); err != nil {
-				o.logger.Error("HA parts disabled: they failed to start", "service", name, "error", err)
-			}
-			s.ownHA = h
+		h, owned, err := ha.Own(o.ha, name, false)
+		if err != nil {
+			o.logger.Error("HA parts disabled: they failed to start", "service", name, "error", err)
 		}
+		s.ownHA = owned
 		if h != nil {
 			ms = append(ms, h.Middleware()...)
 		}

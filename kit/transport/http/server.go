@@ -99,14 +99,11 @@ func NewServer(name string, opts ...ServerOption) *Server {
 	s := &Server{name: name, o: o, mux: http.NewServeMux()}
 	if o.defaults {
 		s.base = middleware.ServerDefaults(o.logger, o.deadline)
-		h := o.ha
-		if h == nil {
-			var err error
-			if h, err = ha.NewServer(name, ha.Default(), o.edge); err != nil {
-				o.logger.Error("HA parts disabled: they failed to start", "service", name, "error", err)
-			}
-			s.ownHA = h
+		h, owned, err := ha.Own(o.ha, name, o.edge)
+		if err != nil {
+			o.logger.Error("HA parts disabled: they failed to start", "service", name, "error", err)
 		}
+		s.ownHA = owned
 		if h != nil {
 			s.base = append(s.base, h.Middleware()...)
 		}
