@@ -107,7 +107,9 @@ type RetryConfig struct {
 	// Idempotent lists operations safe to retry besides HTTP GET/HEAD/OPTIONS and calls
 	// with an idempotency key.
 	Idempotent []string `koanf:"idempotent"`
-	// Hedge lists operations that get a backup request after their observed p95.
+	// Hedge lists operations that get a backup request after their observed p95; listing
+	// one declares it idempotent too. Hedging runs on gRPC clients (the HTTP client
+	// retries one attempt at a time).
 	Hedge []string `koanf:"hedge"`
 }
 
@@ -304,8 +306,9 @@ func NewClient(cfg Config, switches *degrade.Switches, fallbacks map[string]degr
 		if cfg.Retry.BudgetRatio > 0 {
 			opts = append(opts, retry.WithBudget(cfg.Retry.BudgetRatio, 3, 10))
 		}
-		if len(cfg.Retry.Idempotent) > 0 {
-			opts = append(opts, retry.WithIdempotent(middleware.Operations(cfg.Retry.Idempotent...)))
+		// A hedged operation runs twice at once by design, so it must be idempotent.
+		if safe := append(append([]string{}, cfg.Retry.Idempotent...), cfg.Retry.Hedge...); len(safe) > 0 {
+			opts = append(opts, retry.WithIdempotent(middleware.Operations(safe...)))
 		}
 		if len(cfg.Retry.Hedge) > 0 {
 			opts = append(opts, retry.WithHedging(middleware.Operations(cfg.Retry.Hedge...)))

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/ha/balancer"
@@ -126,12 +127,25 @@ func (c *Client) unary(ctx context.Context, method string, req, reply any, cc *g
 	info := &middleware.Info{Kind: middleware.GRPC, Side: middleware.Client, Service: c.service,
 		Operation: method, Method: "unary", Header: out, Start: time.Now()}
 	h := c.chain(func(ctx context.Context, req any) (any, error) {
-		ctx = metadata.NewOutgoingContext(ctx, metadata.MD(out))
-		return reply, invoker(ctx, method, req, reply, cc, opts...)
+		// A hedged attempt runs beside the first with its own copy of the Info and header
+		// (ha/retry): it sends that header and decodes into a reply of its own.
+		attempt := middleware.FromContext(ctx)
+		if attempt == info {
+			ctx = metadata.NewOutgoingContext(ctx, metadata.MD(out))
+			return reply, invoker(ctx, method, req, reply, cc, opts...)
+		}
+		own := proto.Clone(reply.(proto.Message))
+		proto.Reset(own)
+		ctx = metadata.NewOutgoingContext(ctx, metadata.MD(attempt.Header.(MD)))
+		return own, invoker(ctx, method, req, own, cc, opts...)
 	})
-	_, err := h(middleware.NewContext(ctx, info), req)
+	resp, err := h(middleware.NewContext(ctx, info), req)
 	if err != nil {
 		return errs.From(err)
+	}
+	if won, ok := resp.(proto.Message); ok && resp != reply {
+		proto.Reset(reply.(proto.Message))
+		proto.Merge(reply.(proto.Message), won)
 	}
 	return nil
 }

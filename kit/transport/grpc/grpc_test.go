@@ -3,6 +3,8 @@ package grpc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/kit/meta"
@@ -188,5 +191,48 @@ func TestTraceContextCrossesTheHop(t *testing.T) {
 	}
 	if got := <-seen; got == "" || got != want {
 		t.Fatalf("server trace id = %q; want the caller's %q", got, want)
+	}
+}
+
+func TestHedgedCallTakesTheFastAttempt(t *testing.T) {
+	var calls atomic.Int32
+	slowCancelled := make(chan error, 1)
+	srv := NewServer("svc", Logger(log.Discard()))
+	testpb.RegisterTestServiceServer(srv, &testService{fn: func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		n := calls.Add(1)
+		if req.GetResponseSize() == 1 && n == 31 { // the first attempt of the hedged call hangs
+			<-ctx.Done()
+			slowCancelled <- ctx.Err()
+			return nil, ctx.Err()
+		}
+		return &testpb.SimpleResponse{Username: fmt.Sprint("answer ", n)}, nil
+	}})
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(context.Background())
+	cfg := ha.Default()
+	cfg.Retry.Hedge = []string{"/grpc.testing.TestService/UnaryCall"}
+	conn, err := NewClient(srv.Endpoint(), ClientLogger(log.Discard()), ClientHA(ha.NewClient(cfg, nil, nil)),
+		ClientDeadline(middleware.DeadlineConfig{Default: 5 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cli := testpb.NewTestServiceClient(conn)
+	for range 30 { // the hedge delay is learned from observed latencies
+		if _, err := cli.UnaryCall(context.Background(), &testpb.SimpleRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := cli.UnaryCall(context.Background(), &testpb.SimpleRequest{ResponseSize: 1})
+	if err != nil {
+		t.Fatalf("hedged call = %v; want the backup attempt's answer (the first one never answers)", err)
+	}
+	if resp.GetUsername() != "answer 32" {
+		t.Fatalf("reply = %q; want the backup's \"answer 22\"", resp.GetUsername())
+	}
+	if err := <-slowCancelled; err == nil {
+		t.Fatal("the losing attempt was not cancelled")
 	}
 }

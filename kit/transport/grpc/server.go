@@ -185,6 +185,9 @@ func (m MD) Get(key string) string {
 // Set replaces the values of key.
 func (m MD) Set(key, value string) { m[strings.ToLower(key)] = []string{value} }
 
+// Clone copies m, so concurrent attempts of one call (hedging) share no header.
+func (m MD) Clone() middleware.Header { return MD(metadata.MD(m).Copy()) }
+
 // Keys lists the keys, so an MD can serve as an OpenTelemetry carrier.
 func (m MD) Keys() []string {
 	out := make([]string, 0, len(m))
