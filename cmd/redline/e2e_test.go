@@ -163,7 +163,8 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	dir := t.TempDir()
 	admin, bff := freeAddr(t), freeAddr(t)
 	// bcrypt cost 14 makes registration take about a second: a real slow request.
-	cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nuser: {bcrypt_cost: 14}\ntimeouts: {edge: 20s}\ndrain: 1s\n", admin, bff)
+	cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\nuser: {bcrypt_cost: 14}\ntimeouts: {edge: 20s}\ndrain: 1s\n",
+		admin, bff, freeAddr(t))
 	if err := os.WriteFile(filepath.Join(dir, "redline.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -215,10 +216,10 @@ func inflightRegister(t *testing.T, admin string) bool {
 
 func TestDynamicConfigReload(t *testing.T) {
 	dir := t.TempDir()
-	admin, bff := freeAddr(t), freeAddr(t)
+	admin, bff, quotaAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	path := filepath.Join(dir, "redline.yaml")
 	write := func(level string) {
-		cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nlog: {level: %s}\n", admin, bff, level)
+		cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\nlog: {level: %s}\n", admin, bff, quotaAddr, level)
 		// Write then rename, as editors do.
 		if err := os.WriteFile(path+".tmp", []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)

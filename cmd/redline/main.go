@@ -40,6 +40,6 @@ Configuration comes from --config FILE (YAML), REDLINE_* environment variables
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUp(), newServe())
+	root.AddCommand(newUp(), newServe(), newQuota())
 	return root
 }

@@ -207,9 +207,29 @@ func (e *Error) GRPCStatus() *status.Status {
 	return st
 }
 
-// FromStatus decodes a gRPC status, reading reason and retryability from its ErrorInfo.
+// codeReason is the reason of a status that carries none: its code in UPPER_SNAKE_CASE
+// ("DEADLINE_EXCEEDED"), so a deadline reads the same whichever side noticed it.
+func codeReason(c codes.Code) string {
+	name := c.String()
+	b := make([]byte, 0, len(name)+4)
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		if ch >= 'A' && ch <= 'Z' {
+			if i > 0 {
+				b = append(b, '_')
+			}
+			b = append(b, ch)
+			continue
+		}
+		b = append(b, ch-('a'-'A'))
+	}
+	return string(b)
+}
+
+// FromStatus decodes a gRPC status, reading reason and retryability from its ErrorInfo;
+// a status without one gets its code as the reason.
 func FromStatus(st *status.Status) *Error {
-	e := &Error{Code: st.Code(), Message: st.Message(), Retryable: retryableCode(st.Code()), Reason: st.Code().String()}
+	e := &Error{Code: st.Code(), Message: st.Message(), Retryable: retryableCode(st.Code()), Reason: codeReason(st.Code())}
 	for _, d := range st.Details() {
 		info, ok := d.(*errdetails.ErrorInfo)
 		if !ok || info.Domain != Domain {

@@ -59,7 +59,8 @@ func TestFrom(t *testing.T) {
 		{context.DeadlineExceeded, codes.DeadlineExceeded, ReasonDeadline},
 		{fmt.Errorf("x: %w", context.Canceled), codes.Canceled, ReasonCanceled},
 		{cause, codes.Internal, ReasonInternal},
-		{status.Error(codes.NotFound, "plain"), codes.NotFound, "NotFound"},
+		{status.Error(codes.NotFound, "plain"), codes.NotFound, "NOT_FOUND"},
+		{status.Error(codes.DeadlineExceeded, "plain"), codes.DeadlineExceeded, ReasonDeadline},
 	}
 	for _, c := range cases {
 		got := From(c.err)

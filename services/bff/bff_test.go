@@ -13,6 +13,7 @@ import (
 
 	notev1 "github.com/redline-dev/redline/api/note/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
+	"github.com/redline-dev/redline/ha/quota"
 	"github.com/redline-dev/redline/kit/auth"
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/kit/middleware"
@@ -311,5 +312,45 @@ func TestForcedDegradation(t *testing.T) {
 	r = stacktest.Do(t, "GET", st.BFF+"/v1/notes/"+n.ID, nil)
 	if strings.Contains(string(r.Body), "degraded") {
 		t.Fatalf("still degraded after the switch was cleared: %s", r.Body)
+	}
+}
+
+func TestCostlyRouteIsLimitedThroughQuota(t *testing.T) {
+	st := stacktest.Start(t, func(c *stack.Config) {
+		c.Quota.Resources["notes_create"] = quota.Resource{Limit: 1, LeaseTTL: 10 * time.Second}
+		c.HA.RateLimit.Off = true // only the quota limits here
+	})
+	bearer, _ := stacktest.Session(t, st.BFF, "quinn")
+	created, limited := 0, 0
+	for i := range 40 {
+		r := stacktest.Do(t, "POST", st.BFF+"/v1/notes", map[string]any{"title": fmt.Sprint("n", i)}, "Authorization", bearer)
+		switch {
+		case r.Status == http.StatusCreated:
+			created++
+		case r.Status == http.StatusTooManyRequests && r.Reason() == "QUOTA_EXCEEDED":
+			limited++
+			if r.Header.Get("Retry-After") == "" {
+				t.Fatalf("QUOTA_EXCEEDED without Retry-After: %s", r.Body)
+			}
+		default:
+			t.Fatalf("POST /v1/notes = %d %s", r.Status, r.Body)
+		}
+	}
+	if limited == 0 || created == 0 {
+		t.Fatalf("created %d, limited %d of 40 at a 1/s global quota; want both", created, limited)
+	}
+	t.Logf("40 creates at a 1/s quota: %d created, %d QUOTA_EXCEEDED", created, limited)
+	var state struct {
+		HA struct {
+			QuotaService struct {
+				Resources []struct {
+					Resource string `json:"resource"`
+				} `json:"resources"`
+			} `json:"quota_service"`
+		} `json:"ha"`
+	}
+	stacktest.Do(t, "GET", st.Admin+"/state", nil).JSON(t, &state)
+	if len(state.HA.QuotaService.Resources) == 0 || state.HA.QuotaService.Resources[0].Resource != "notes_create" {
+		t.Fatalf("/state lacks the quota service's resources: %+v", state.HA.QuotaService)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/ha"
+	"github.com/redline-dev/redline/ha/quota"
 	"github.com/redline-dev/redline/kit/auth"
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/kit/trace"
@@ -43,6 +44,8 @@ type Config struct {
 	Note        NoteConfig     `koanf:"note"`
 	// HA configures the HA parts every server and client runs (see ha/README.md).
 	HA ha.Config `koanf:"ha"`
+	// Quota configures the distributed quota service and the BFF's use of it.
+	Quota QuotaConfig `koanf:"quota"`
 	// Drain is how long readiness reports false before servers stop accepting.
 	Drain time.Duration `koanf:"drain"`
 	// StopTimeout bounds a graceful stop.
@@ -108,6 +111,22 @@ type UserConfig struct {
 	TokenTTL   time.Duration `koanf:"token_ttl"`
 }
 
+// QuotaConfig configures distributed quota (ha/quota): the quota service, which `up` runs
+// in process and `redline quota serve` runs alone, and the resources it shares out.
+type QuotaConfig struct {
+	// Addr is the quota service's gRPC address (port 0: any free port).
+	Addr string `koanf:"addr"`
+	// Store holds the shared state: "memory" (one quota service) or
+	// "redis://host:port/db" (several quota services serving together).
+	Store string `koanf:"store"`
+	// Prefix starts the store's Redis keys.
+	Prefix string `koanf:"prefix"`
+	// Resources are the shared limits, by name (names without dots). They reload live.
+	Resources map[string]quota.Resource `koanf:"resources" dynamic:"true"`
+	// Routes maps BFF routes to the resource each request consumes.
+	Routes map[string]string `koanf:"routes"`
+}
+
 // NoteConfig configures the note service.
 type NoteConfig struct {
 	Addr string `koanf:"addr"`
@@ -132,6 +151,10 @@ func Default() *Config {
 		User:           UserConfig{Addr: "127.0.0.1:0"},
 		Note:           NoteConfig{Addr: "127.0.0.1:0"},
 		HA:             ha.Default(),
+		Quota: QuotaConfig{Addr: "127.0.0.1:9190", Store: "memory", Prefix: "redline:quota:",
+			// Creating a note is the demo's costly write: at most 50/s across every BFF.
+			Resources: map[string]quota.Resource{"notes_create": {Limit: 50, LeaseTTL: 10 * time.Second}},
+			Routes:    map[string]string{"POST /v1/notes": "notes_create"}},
 		Drain:          0,
 		StopTimeout:    10 * time.Second,
 	}
@@ -145,7 +168,8 @@ func (c *Config) Validate() error {
 			problems = append(problems, fmt.Errorf(format, args...))
 		}
 	}
-	for key, addr := range map[string]string{"admin.addr": c.Admin.Addr, "bff.addr": c.BFF.Addr, "user.addr": c.User.Addr, "note.addr": c.Note.Addr} {
+	for key, addr := range map[string]string{"admin.addr": c.Admin.Addr, "bff.addr": c.BFF.Addr, "user.addr": c.User.Addr,
+		"note.addr": c.Note.Addr, "quota.addr": c.Quota.Addr} {
 		_, _, err := net.SplitHostPort(addr)
 		check(err == nil, "%s %q: want host:port", key, addr)
 	}
@@ -159,6 +183,14 @@ func (c *Config) Validate() error {
 		check(b.Op != "" && b.Timeout > 0, "timeouts.operations[%d]: want an op and a positive timeout", i)
 	}
 	check(c.BFF.MaxBody > 0, "bff.max_body must be positive")
+	check(c.Quota.Store == "memory" || strings.HasPrefix(c.Quota.Store, "redis://"), "quota.store %q: want memory or redis://host:port/db", c.Quota.Store)
+	if err := quota.ValidateResources(c.Quota.Resources); err != nil {
+		problems = append(problems, fmt.Errorf("quota.resources: %w", err))
+	}
+	for route, res := range c.Quota.Routes {
+		_, ok := c.Quota.Resources[res]
+		check(ok, "quota.routes[%q]: resource %q is not in quota.resources", route, res)
+	}
 	check(c.StopTimeout > 0, "stop_timeout must be positive")
 	return errors.Join(problems...)
 }

@@ -12,11 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	notev1 "github.com/redline-dev/redline/api/note/v1"
+	quotav1 "github.com/redline-dev/redline/api/quota/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/ha/balancer"
 	"github.com/redline-dev/redline/ha/degrade"
+	"github.com/redline-dev/redline/ha/quota"
 	"github.com/redline-dev/redline/kit/admin"
 	"github.com/redline-dev/redline/kit/app"
 	"github.com/redline-dev/redline/kit/auth"
@@ -36,8 +40,11 @@ import (
 // idempotent lists, per service, the methods its clients may retry.
 var idempotent = map[string][]string{user.Name: user.Idempotent, note.Name: note.Idempotent}
 
+// QuotaName is the quota service's name in the registry.
+const QuotaName = "quota"
+
 // Services lists the services a process can run, in start order.
-var Services = []string{user.Name, note.Name, bff.Name}
+var Services = []string{QuotaName, user.Name, note.Name, bff.Name}
 
 // Stack is the set of services of one process with their shared parts.
 type Stack struct {
@@ -54,6 +61,9 @@ type Stack struct {
 	switches  *degrade.Switches
 	haServers map[string]*ha.Server
 	haClients map[string]*ha.Client
+
+	quotaSvc    *quota.Service
+	quotaClient *quota.Client
 
 	components []app.Component
 }
@@ -109,6 +119,10 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	}
 	for _, name := range services {
 		switch name {
+		case QuotaName:
+			if err := s.serveQuota(ctx); err != nil {
+				return nil, err
+			}
 		case user.Name:
 			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.User.DB))
 			if err != nil {
@@ -150,6 +164,22 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 			if err != nil {
 				return nil, err
 			}
+			quotas, err := s.dial(QuotaName, false)
+			if err != nil {
+				return nil, err
+			}
+			// Before its first lease a BFF admits up to 10/s per resource, so a BFF started
+			// without a quota service still serves a trickle rather than nothing. It asks
+			// for at least 10/s and keeps a second of it as burst, so a quiet BFF can still
+			// take a user's burst of writes; under contention max-min fairness decides.
+			qc, err := quota.NewClient(quotav1.NewQuotaClient(quotas), quota.Logger(logger),
+				quota.DefaultPolicy(quota.Policy{InitialRate: 10}), quota.MinDemand(10), quota.Burst(time.Second))
+			if err != nil {
+				return nil, fmt.Errorf("bff: quota client: %w", err)
+			}
+			s.quotaClient = qc
+			// Stopped after the BFF's server (components stop in reverse), releasing its leases.
+			s.components = append(s.components, app.Hook("quota client", nil, func(context.Context) error { return qc.Close() }))
 			h, err := s.haServer(bff.Name, true)
 			if err != nil {
 				return nil, err
@@ -158,7 +188,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 				kithttp.MaxBody(cfg.BFF.MaxBody),
 				kithttp.Deadline(middleware.DeadlineConfig{Default: cfg.Timeouts.Edge, Margin: cfg.Timeouts.Margin,
 					Operations: cfg.Timeouts.budgets(nil)}))
-			bff.Register(s.bff, userv1.NewUserClient(users), notev1.NewNoteClient(notes), signer)
+			bff.Register(s.bff, userv1.NewUserClient(users), notev1.NewNoteClient(notes), signer, quota.Server(qc, cfg.Quota.Routes))
 			s.components = append(s.components, s.bff)
 		}
 	}
@@ -249,17 +279,66 @@ func (s *Stack) haState() any {
 	for name, h := range s.haClients {
 		clients[name] = h.State()
 	}
-	return map[string]any{"servers": servers, "clients": clients, "balancer": balancer.State(),
+	out := map[string]any{"servers": servers, "clients": clients, "balancer": balancer.State(),
 		"forced_degradation": s.switches.State()}
+	if s.quotaSvc != nil {
+		out["quota_service"] = s.quotaSvc.State()
+	}
+	if s.quotaClient != nil {
+		out["quota_client"] = s.quotaClient.State()
+	}
+	return out
+}
+
+// serveQuota runs the quota service on its own gRPC server, registered like the others.
+func (s *Stack) serveQuota(ctx context.Context) error {
+	var store quota.Store = quota.NewMemoryStore()
+	if strings.HasPrefix(s.cfg.Quota.Store, "redis://") {
+		opt, err := redis.ParseURL(s.cfg.Quota.Store)
+		if err != nil {
+			return fmt.Errorf("quota.store: %w", err)
+		}
+		// Fail fast during an outage: clients fall back rather than wait.
+		opt.DialTimeout, opt.MaxRetries = 500*time.Millisecond, 1
+		rdb := redis.NewClient(opt)
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			_ = rdb.Close()
+			return fmt.Errorf("quota.store %s: %w (is Redis running? scripts/services.sh starts it)", s.cfg.Quota.Store, err)
+		}
+		s.components = append(s.components, app.Hook("quota store", nil, func(context.Context) error { return rdb.Close() }))
+		store = quota.NewRedisStore(rdb, s.cfg.Quota.Prefix)
+	}
+	svc, err := quota.NewService(store, s.cfg.Quota.Resources, quota.ServiceLogger(s.logger))
+	if err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+	s.quotaSvc = svc
+	srv, err := s.serveGRPC(QuotaName, s.cfg.Quota.Addr, nil)
+	if err != nil {
+		return err
+	}
+	quotav1.RegisterQuotaServer(srv, svc)
+	return nil
 }
 
 // Apply applies the dynamic keys of a reloaded configuration: the forced degradation
 // switches. (The log level is the caller's: it owns the logger.)
 func (s *Stack) Apply(next *Config) {
 	s.switches.Set(next.HA.Degrade.Forced)
+	if s.quotaSvc != nil {
+		if err := s.quotaSvc.SetResources(next.Quota.Resources); err != nil {
+			s.logger.Warn("quota.resources not applied", "error", err)
+		}
+	}
 }
 
 func (s *Stack) client(service string) (*kitgrpc.Client, error) {
+	return s.dial(service, true)
+}
+
+// dial connects to service; required makes its absence fail readiness. The quota service
+// is not required: its clients fall back (last lease, then global/N) without it.
+func (s *Stack) dial(service string, required bool) (*kitgrpc.Client, error) {
 	hcfg := s.cfg.HA
 	hcfg.Retry.Idempotent = append(append([]string{}, hcfg.Retry.Idempotent...), idempotent[service]...)
 	h := ha.NewClient(hcfg, s.switches, nil)
@@ -271,7 +350,9 @@ func (s *Stack) client(service string) (*kitgrpc.Client, error) {
 		return nil, err
 	}
 	s.components = append(s.components, app.Hook(service+" client", nil, func(context.Context) error { return c.Close() }))
-	s.Admin.AddCheck(service, c.Check)
+	if required {
+		s.Admin.AddCheck(service, c.Check)
+	}
 	return c, nil
 }
 

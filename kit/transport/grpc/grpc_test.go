@@ -229,9 +229,11 @@ func TestHedgedCallTakesTheFastAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("hedged call = %v; want the backup attempt's answer (the first one never answers)", err)
 	}
-	if resp.GetUsername() != "answer 32" {
-		t.Fatalf("reply = %q; want the backup's \"answer 22\"", resp.GetUsername())
+	// A backup attempt (the 32nd call or, if that one was slow too, the 33rd) answered.
+	if got := resp.GetUsername(); got != "answer 32" && got != "answer 33" {
+		t.Fatalf("reply = %q; want a backup attempt's answer", got)
 	}
+
 	if err := <-slowCancelled; err == nil {
 		t.Fatal("the losing attempt was not cancelled")
 	}

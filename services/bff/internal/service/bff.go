@@ -15,6 +15,7 @@ import (
 	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/kit/auth"
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/middleware"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
 )
 
@@ -30,16 +31,17 @@ func New(users userv1.UserClient, notes notev1.NoteClient, signer *auth.Signer) 
 	return &BFF{users: users, notes: notes, signer: signer}
 }
 
-// Register adds the /v1 routes to s.
-func (b *BFF) Register(s *kithttp.Server) {
-	authed := auth.Require(b.signer)
-	kithttp.Route(s, "POST /v1/users", b.register)
-	kithttp.Route(s, "POST /v1/sessions", b.login)
-	kithttp.Route(s, "GET /v1/me", b.me, authed)
-	kithttp.Route(s, "GET /v1/users/{id}", b.user)
-	kithttp.Route(s, "GET /v1/users/{id}/notes", b.notesByAuthor)
-	kithttp.Route(s, "POST /v1/notes", b.createNote, authed)
-	kithttp.Route(s, "GET /v1/notes/{id}", b.note)
+// Register adds the /v1 routes to s; after runs on every route after its own middleware.
+func (b *BFF) Register(s *kithttp.Server, after ...middleware.Middleware) {
+	open := after
+	authed := append([]middleware.Middleware{auth.Require(b.signer)}, after...)
+	kithttp.Route(s, "POST /v1/users", b.register, open...)
+	kithttp.Route(s, "POST /v1/sessions", b.login, open...)
+	kithttp.Route(s, "GET /v1/me", b.me, authed...)
+	kithttp.Route(s, "GET /v1/users/{id}", b.user, open...)
+	kithttp.Route(s, "GET /v1/users/{id}/notes", b.notesByAuthor, open...)
+	kithttp.Route(s, "POST /v1/notes", b.createNote, authed...)
+	kithttp.Route(s, "GET /v1/notes/{id}", b.note, open...)
 }
 
 // UserView is a public profile.
