@@ -155,8 +155,8 @@ func Default() *Config {
 			// Creating a note is the demo's costly write: at most 50/s across every BFF.
 			Resources: map[string]quota.Resource{"notes_create": {Limit: 50, LeaseTTL: 10 * time.Second}},
 			Routes:    map[string]string{"POST /v1/notes": "notes_create"}},
-		Drain:          0,
-		StopTimeout:    10 * time.Second,
+		Drain:       0,
+		StopTimeout: 10 * time.Second,
 	}
 }
 

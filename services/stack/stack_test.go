@@ -9,10 +9,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/redline-dev/redline/ha/quota"
 	"github.com/redline-dev/redline/kit/data/sqldb"
 	"github.com/redline-dev/redline/services/stack"
 	"github.com/redline-dev/redline/services/stack/stacktest"
@@ -102,5 +104,34 @@ func dropSchema(t *testing.T, schema string) {
 	defer db.Close()
 	if _, err := db.Exec(`DROP SCHEMA IF EXISTS "` + schema + `" CASCADE`); err != nil {
 		t.Errorf("drop schema %s: %v", schema, err)
+	}
+}
+
+func TestQuotaResourcesReloadLive(t *testing.T) {
+	s := stacktest.Start(t, nil)
+	cfg := stack.Default()
+	cfg.Quota.Resources["notes_create"] = quota.Resource{Limit: 7, LeaseTTL: 10 * time.Second}
+	s.Apply(cfg) // what a config file reload does
+	var state struct {
+		HA struct {
+			QuotaService struct {
+				Resources []struct {
+					Resource string  `json:"resource"`
+					Limit    float64 `json:"limit"`
+				} `json:"resources"`
+			} `json:"quota_service"`
+		} `json:"ha"`
+	}
+	stacktest.Do(t, "GET", s.Admin+"/state", nil).JSON(t, &state)
+	rs := state.HA.QuotaService.Resources
+	if len(rs) != 1 || rs[0].Resource != "notes_create" || rs[0].Limit != 7 {
+		t.Fatalf("quota resources after reload = %+v; want notes_create at 7/s", rs)
+	}
+	bad := stack.Default()
+	bad.Quota.Resources["notes_create"] = quota.Resource{Limit: -1}
+	s.Apply(bad) // refused: the running limits stay
+	stacktest.Do(t, "GET", s.Admin+"/state", nil).JSON(t, &state)
+	if rs := state.HA.QuotaService.Resources; len(rs) != 1 || rs[0].Limit != 7 {
+		t.Fatalf("an invalid reload changed the limits: %+v", rs)
 	}
 }
