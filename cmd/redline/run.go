@@ -108,8 +108,8 @@ gracefully: readiness turns false, in-flight requests finish, then the servers s
 	path := configFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return run(cmd, *path, nil, func(w io.Writer, s *stack.Stack) {
-			fmt.Fprintf(w, "redline is up\n  BFF (public API)  %s/v1\n  admin             %s  (/readyz /metrics /state /config)\n  stop with Ctrl-C\n",
-				s.BFFURL(), s.AdminURL())
+			fmt.Fprintf(w, "redline is up\n  BFF (public API)  %s/v1\n  admin             %s  (/readyz /metrics /state /config)\n  dashboard         %s/\n  stop with Ctrl-C\n",
+				s.BFFURL(), s.AdminURL(), s.AdminURL())
 		})
 	}
 	return cmd

@@ -1,10 +1,12 @@
-// Package admin serves the operator endpoints of a Redline process: /healthz (liveness),
-// /readyz (dependencies reachable and not draining), /metrics (Prometheus), /debug/pprof/,
-// /config (the running configuration with secrets redacted) and /state (a JSON page that
-// the kit and ha packages fill with their live state).
+// Package admin serves the operator endpoints of a Redline process: / (the dashboard),
+// /healthz (liveness), /readyz (dependencies reachable and not draining), /metrics
+// (Prometheus), /debug/pprof/, /config (the running configuration with secrets redacted)
+// and /state (a JSON page that the kit and ha packages fill with their live state, plus
+// "routes": each server route's requests, errors and latency quantiles).
 //
-// Everything but /healthz and /readyz needs "Authorization: Bearer TOKEN" when a token is
-// configured.
+// Everything but the dashboard page, /healthz and /readyz needs "Authorization: Bearer
+// TOKEN" when a token is configured; the page holds no data and sends the token the user
+// types into it with its own calls.
 package admin
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/metric"
+	"github.com/redline-dev/redline/web"
 )
 
 // Check is a readiness check; a non-nil error makes /readyz answer 503.
@@ -66,6 +69,17 @@ func New(opts ...Option) *Server {
 		checks: map[string]Check{}, states: map[string]func() any{}}
 	for _, opt := range opts {
 		opt(s)
+	}
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(web.Dashboard)
+	})
+	s.states["routes"] = func() any {
+		rows, err := metric.Summary()
+		if err != nil {
+			return map[string]string{"error": err.Error()}
+		}
+		return rows
 	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

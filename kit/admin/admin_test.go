@@ -29,10 +29,13 @@ func TestTokenGuardsAllButProbes(t *testing.T) {
 	s := New(Token("s3cret"))
 	s.SetConfig(func() any { return map[string]string{"admin.token": "REDACTED"} })
 	s.AddState("breaker", func() any { return map[string]string{"state": "closed"} })
-	for _, path := range []string{"/healthz", "/readyz"} {
+	for _, path := range []string{"/healthz", "/readyz", "/"} {
 		if rec := get(t, s, path, ""); rec.Code != http.StatusOK {
-			t.Errorf("GET %s without token = %d; want 200 (probes stay open)", path, rec.Code)
+			t.Errorf("GET %s without token = %d; want 200 (probes and the data-less dashboard page stay open)", path, rec.Code)
 		}
+	}
+	if rec := get(t, s, "/", ""); !strings.Contains(rec.Body.String(), "Redline") || rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("GET / = %q; want the dashboard page", rec.Header().Get("Content-Type"))
 	}
 	for _, path := range []string{"/metrics", "/config", "/state", "/debug/pprof/"} {
 		if rec := get(t, s, path, ""); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "admin.token") {
@@ -45,9 +48,11 @@ func TestTokenGuardsAllButProbes(t *testing.T) {
 			t.Errorf("GET %s with the token = %d; want 200", path, rec.Code)
 		}
 	}
-	var state map[string]map[string]string
-	if err := json.Unmarshal(get(t, s, "/state", "s3cret").Body.Bytes(), &state); err != nil || state["breaker"]["state"] != "closed" {
-		t.Fatalf("/state = %v, %v; want the registered section", state, err)
+	var state map[string]json.RawMessage
+	var breaker map[string]string
+	if err := json.Unmarshal(get(t, s, "/state", "s3cret").Body.Bytes(), &state); err != nil ||
+		json.Unmarshal(state["breaker"], &breaker) != nil || breaker["state"] != "closed" || state["routes"] == nil {
+		t.Fatalf("/state = %s, %v; want the registered section and routes", state, err)
 	}
 }
 

@@ -50,3 +50,25 @@ func BenchmarkObserve(b *testing.B) {
 		r.Observe("svc", "GET /x", "GET", "200", "", time.Millisecond)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	for range 98 {
+		HTTPServer.Observe("summary-svc", "GET /x", "GET", "200", "", 3*time.Millisecond)
+	}
+	HTTPServer.Observe("summary-svc", "GET /x", "GET", "503", "", 3*time.Millisecond)
+	HTTPServer.Observe("summary-svc", "GET /x", "GET", "404", "", 3*time.Millisecond)
+	rows, err := Summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Service != "summary-svc" {
+			continue
+		}
+		if r.Requests != 100 || r.Errors != 1 || r.P50Ms <= 2.5 || r.P50Ms > 5 {
+			t.Fatalf("summary = %+v; want 100 requests, 1 server error (404 is the client's), p50 in the 2.5–5 ms bucket", r)
+		}
+		return
+	}
+	t.Fatal("no summary row for summary-svc")
+}
