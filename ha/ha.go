@@ -199,7 +199,9 @@ func NewServer(service string, cfg Config, edge bool) (*Server, error) {
 			return nil, fmt.Errorf("ha: shedder: %w", err)
 		}
 		s.shed = sh
-		s.chain = append(s.chain, balancer.ReportCPU(func() int64 { return int64(sh.CPU() * 1000) }))
+		if !edge { // internal callers balance on it; the public has no business knowing it
+			s.chain = append(s.chain, balancer.ReportCPU(func() int64 { return int64(sh.CPU() * 1000) }))
+		}
 	}
 	if !cfg.Queue.Off {
 		opts := []codel.Option{codel.WithService(service)}

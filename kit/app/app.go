@@ -121,8 +121,8 @@ var ErrStopTimeout = errors.New("app: stop timed out; some requests were cut off
 // stops gracefully. It returns nil after a clean stop. If a component fails to start, the
 // ones already started are stopped in reverse and the start error is returned.
 func (a *App) Run(ctx context.Context) error {
+	stopSignals := func() {}
 	if len(a.o.signals) > 0 { // NotifyContext with no signals would catch every signal
-		var stopSignals context.CancelFunc
 		ctx, stopSignals = signal.NotifyContext(ctx, a.o.signals...)
 		defer stopSignals()
 	}
@@ -138,6 +138,7 @@ func (a *App) Run(ctx context.Context) error {
 	if startErr == nil {
 		a.o.logger.Info("started", "app", a.o.name, "components", started)
 		<-ctx.Done()
+		stopSignals() // a second Ctrl-C now kills at once, as users expect
 		a.o.logger.Info("stopping", "app", a.o.name, "cause", context.Cause(ctx))
 	}
 	return errors.Join(startErr, a.stop(started))

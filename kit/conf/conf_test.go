@@ -2,6 +2,7 @@ package conf_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -291,5 +292,21 @@ func TestRedacted(t *testing.T) {
 			v = m[p]
 		}
 		assert.Equal(t, tt.want, v, "Redacted()%v", tt.path)
+	}
+}
+
+func TestRedactedHidesURLPasswords(t *testing.T) {
+	type C struct {
+		DB    string `koanf:"db"`
+		Cache string `koanf:"cache"`
+	}
+	c := C{DB: "postgres://app:s3cret@db:5432/app", Cache: "redis://127.0.0.1:6379/0"}
+	loaded, err := conf.Load(&c, conf.WithEnv(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := loaded.Redacted()
+	if strings.Contains(fmt.Sprint(got), "s3cret") || got["cache"] != "redis://127.0.0.1:6379/0" {
+		t.Fatalf("Redacted() = %v; want the password hidden and password-less URLs intact", got)
 	}
 }

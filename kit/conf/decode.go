@@ -3,6 +3,7 @@ package conf
 import (
 	"encoding"
 	"fmt"
+	"net/url"
 	"reflect"
 	"sort"
 	"strconv"
@@ -580,7 +581,26 @@ func redact(v reflect.Value, secret bool) any {
 			out[i] = redact(v.Index(i), false)
 		}
 		return out
+	case v.Kind() == reflect.String:
+		return RedactURL(v.String())
 	default:
 		return v.Interface()
 	}
+}
+
+// RedactURL hides the password of a URL-shaped value ("postgres://app:s3cret@db/app" →
+// "postgres://app:xxxxx@db/app"), so connection strings can be shown and logged; any other
+// string is returned as it is.
+func RedactURL(s string) string {
+	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	return u.Redacted()
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -45,6 +46,9 @@ type Error struct {
 	// Metadata is extra detail that crosses the wire (for example the offending field).
 	Metadata map[string]string
 	cause    error
+	// foreign marks an error decoded from a gRPC status that no Redline service made (a
+	// transport failure, a third party): its message may name internal hosts.
+	foreign bool
 }
 
 // New returns an Error with code, reason and message. Retryable defaults from the code.
@@ -229,12 +233,13 @@ func codeReason(c codes.Code) string {
 // FromStatus decodes a gRPC status, reading reason and retryability from its ErrorInfo;
 // a status without one gets its code as the reason.
 func FromStatus(st *status.Status) *Error {
-	e := &Error{Code: st.Code(), Message: st.Message(), Retryable: retryableCode(st.Code()), Reason: codeReason(st.Code())}
+	e := &Error{Code: st.Code(), Message: st.Message(), Retryable: retryableCode(st.Code()), Reason: codeReason(st.Code()), foreign: true}
 	for _, d := range st.Details() {
 		info, ok := d.(*errdetails.ErrorInfo)
 		if !ok || info.Domain != Domain {
 			continue
 		}
+		e.foreign = false
 		e.Reason = info.Reason
 		for k, v := range info.Metadata {
 			if k == "retryable" {
@@ -248,6 +253,19 @@ func FromStatus(st *status.Status) *Error {
 		}
 	}
 	return e
+}
+
+// Public returns e as it may be shown outside the system: an error no Redline service made
+// (a transport failure, whose message can name internal addresses) keeps its code, reason
+// and retryability but gets a generic message.
+func (e *Error) Public() *Error {
+	if !e.foreign {
+		return e
+	}
+	c := *e
+	c.Message = strings.ToLower(strings.ReplaceAll(e.Reason, "_", " "))
+	c.foreign = false
+	return &c
 }
 
 // HTTPStatus maps the code to an HTTP status.

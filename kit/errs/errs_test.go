@@ -108,3 +108,14 @@ func TestInternalKeepsDeadlines(t *testing.T) {
 		t.Fatalf("Internal(deadline) code = %v; want DeadlineExceeded, not a server fault", err.Code)
 	}
 }
+
+func TestPublicHidesForeignMessages(t *testing.T) {
+	foreign := From(status.Error(codes.Unavailable, `dial tcp 10.1.2.3:9001: connect: connection refused`))
+	if p := foreign.Public(); p.Message != "unavailable" || p.Code != codes.Unavailable || p.Reason != "UNAVAILABLE" {
+		t.Fatalf("Public(foreign) = %+v; want a generic message with code and reason kept", p)
+	}
+	ours, _ := status.FromError(NotFound("NOTE_NOT_FOUND", "note 7 not found"))
+	if p := From(ours.Err()).Public(); p.Message != "note 7 not found" {
+		t.Fatalf("Public(ours) = %q; want our own message kept", p.Message)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -277,8 +278,9 @@ var ErrDeadlineConsumed = errs.New(grpccodes.DeadlineExceeded, errs.ReasonDeadli
 // Deadline bounds every request by a deadline. On a server the budget is the smallest of
 // the default, the caller's remaining deadline less the transit margin; a request with no
 // time left is refused on arrival. On a client a call without a deadline gets the default
-// and a call with none left fails before sending. The handler's ctx is cancelled when the
-// deadline passes.
+// and a call with none left fails before sending; a call whose caller allows more than its
+// own budget (Default or per operation) gets its own budget. The handler's ctx is cancelled
+// when the deadline passes.
 func Deadline(cfg DeadlineConfig) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, req any) (any, error) {
@@ -311,10 +313,15 @@ func Deadline(cfg DeadlineConfig) Middleware {
 					}
 				}
 			} else if dl, ok := ctx.Deadline(); ok {
-				if dl.Sub(now) <= 0 {
+				rem := dl.Sub(now)
+				if rem <= 0 {
 					return nil, ErrDeadlineConsumed
 				}
-				return next(ctx, req)
+				if budget <= 0 || rem <= budget {
+					return next(ctx, req) // the caller's deadline is the tighter one
+				}
+				// Otherwise the call's own budget applies: one hung dependency must not take
+				// the whole of its caller's budget, so the caller can still degrade.
 			}
 			if budget <= 0 {
 				return next(ctx, req)
@@ -322,8 +329,9 @@ func Deadline(cfg DeadlineConfig) Middleware {
 			ctx, cancel := context.WithTimeout(ctx, budget)
 			defer cancel()
 			resp, err := next(ctx, req)
-			if err != nil && ctx.Err() != nil && errs.Code(err) == grpccodes.Canceled {
-				// The handler saw our cancellation; report what actually happened.
+			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && errs.Code(err) == grpccodes.Canceled {
+				// The handler saw our timer fire as a cancellation; report what happened. A
+				// caller hanging up stays Canceled: it is not the server's timeout.
 				err = errs.From(context.DeadlineExceeded)
 			}
 			return resp, err

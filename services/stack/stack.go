@@ -64,6 +64,7 @@ type Stack struct {
 
 	quotaSvc    *quota.Service
 	quotaClient *quota.Client
+	slow        map[string]time.Duration // per-method budgets above timeouts.internal
 
 	components []app.Component
 }
@@ -91,6 +92,10 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	s := &Stack{cfg: cfg, logger: logger, services: services, grpc: map[string]*kitgrpc.Server{},
 		switches: degrade.NewSwitches(), haServers: map[string]*ha.Server{}, haClients: map[string]*ha.Client{}}
 	s.switches.Set(cfg.HA.Degrade.Forced)
+	// Hashing a password is slow on purpose: these two get the edge budget, not the
+	// internal one, on both sides of the hop.
+	s.slow = map[string]time.Duration{userv1.User_Register_FullMethodName: cfg.Timeouts.Edge,
+		userv1.User_Login_FullMethodName: cfg.Timeouts.Edge}
 	defer func() {
 		if err != nil {
 			s.closeAll()
@@ -132,11 +137,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 			if err != nil {
 				return nil, err
 			}
-			// Hashing a password is slow on purpose: these two get the edge budget, not the
-			// internal one.
-			slow := map[string]time.Duration{userv1.User_Register_FullMethodName: cfg.Timeouts.Edge,
-				userv1.User_Login_FullMethodName: cfg.Timeouts.Edge}
-			srv, err := s.serveGRPC(name, cfg.User.Addr, slow)
+			srv, err := s.serveGRPC(name, cfg.User.Addr, s.slow)
 			if err != nil {
 				return nil, err
 			}
@@ -345,7 +346,7 @@ func (s *Stack) dial(service string, required bool) (*kitgrpc.Client, error) {
 	s.haClients[service] = h
 	c, err := kitgrpc.NewClient(kitgrpc.Scheme+":///"+service, kitgrpc.Registry(s.reg), kitgrpc.ClientLogger(s.logger),
 		kitgrpc.ClientHA(h),
-		kitgrpc.ClientDeadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal}))
+		kitgrpc.ClientDeadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Operations: s.cfg.Timeouts.budgets(s.slow)}))
 	if err != nil {
 		return nil, err
 	}

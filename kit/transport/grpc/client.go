@@ -137,7 +137,7 @@ func (c *Client) unary(ctx context.Context, method string, req, reply any, cc *g
 		own := proto.Clone(reply.(proto.Message))
 		proto.Reset(own)
 		ctx = metadata.NewOutgoingContext(ctx, metadata.MD(attempt.Header.(MD)))
-		return own, invoker(ctx, method, req, own, cc, opts...)
+		return own, invoker(ctx, method, req, own, cc, unshared(opts)...)
 	})
 	resp, err := h(middleware.NewContext(ctx, info), req)
 	if err != nil {
@@ -221,4 +221,18 @@ func (r *registryResolver) Close() {
 		cancel()
 		<-done
 	}
+}
+
+// unshared drops the call options that write into the caller's variables (header, trailer,
+// peer): two attempts running at once would race on them.
+func unshared(opts []grpc.CallOption) []grpc.CallOption {
+	out := make([]grpc.CallOption, 0, len(opts))
+	for _, o := range opts {
+		switch o.(type) {
+		case grpc.HeaderCallOption, grpc.TrailerCallOption, grpc.PeerCallOption:
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
 }

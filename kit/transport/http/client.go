@@ -91,7 +91,7 @@ func (c *Client) Do(ctx context.Context, method, path string, h http.Header, in,
 		hdr[k] = v
 	}
 	info := &middleware.Info{Kind: middleware.HTTP, Side: middleware.Client, Service: c.service,
-		Operation: method + " " + path, Method: method, Header: Header(hdr), Start: time.Now()}
+		Operation: method + " " + PathShape(path), Method: method, Header: Header(hdr), Start: time.Now()}
 	call := c.chain(func(ctx context.Context, _ any) (any, error) {
 		return nil, c.send(ctx, method, path, hdr, in, out)
 	})
@@ -140,4 +140,20 @@ func (c *Client) send(ctx context.Context, method, path string, hdr http.Header,
 		return errs.New(codes.Unavailable, "BAD_RESPONSE", fmt.Sprintf("decode %s %s: %v", method, path, err))
 	}
 	return nil
+}
+
+// PathShape is the shape of a request path, for metric labels and breaker keys: the query is
+// dropped and id-like segments (all digits, or 8+ characters holding a digit, as UUIDs and
+// hashes do) become {id}, so /v1/notes/123?x=1 is /v1/notes/{id} and one route is one
+// series, not one per resource.
+func PathShape(path string) string {
+	path, _, _ = strings.Cut(path, "?")
+	segs := strings.Split(path, "/")
+	for i, seg := range segs {
+		digits := strings.Trim(seg, "0123456789") == "" && seg != ""
+		if digits || len(seg) >= 8 && strings.ContainsAny(seg, "0123456789") {
+			segs[i] = "{id}"
+		}
+	}
+	return strings.Join(segs, "/")
 }

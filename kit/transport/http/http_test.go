@@ -16,6 +16,7 @@ import (
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/kit/meta"
+	"github.com/redline-dev/redline/kit/middleware"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -201,4 +202,36 @@ func FuzzDecodeJSON(f *testing.F) {
 			t.Fatalf("DecodeJSON(%q) = %v; want a 400 with a reason", body, err)
 		}
 	})
+}
+
+func TestPathShape(t *testing.T) {
+	cases := map[string]string{
+		"/v1/notes/123":         "/v1/notes/{id}",
+		"/v1/users/9/notes?x=1": "/v1/users/{id}/notes",
+		"/v1/me":                "/v1/me",
+	}
+	for in, want := range cases {
+		if got := PathShape(in); got != want {
+			t.Errorf("PathShape(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestEdgeDropsSteeringHeaders(t *testing.T) {
+	var seen http.Header
+	s := NewServer("edge", Logger(log.Discard()), Edge())
+	Route(s, "GET /h", func(ctx context.Context, _ *struct{}) (*struct{}, error) {
+		seen = http.Header(middleware.FromContext(ctx).Header.(Header))
+		return &struct{}{}, nil
+	})
+	req := httptest.NewRequest("GET", "/h", nil)
+	for _, k := range []string{"Baggage", "X-Redline-Attempt", "Traceparent", "X-Client-Id"} {
+		req.Header.Set(k, "1")
+	}
+	s.ServeHTTP(httptest.NewRecorder(), req)
+	for _, k := range []string{"Baggage", "X-Redline-Attempt", "Traceparent", "X-Client-Id"} {
+		if seen.Get(k) != "" {
+			t.Errorf("edge passed %s through", k)
+		}
+	}
 }

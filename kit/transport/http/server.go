@@ -16,8 +16,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/errs"
@@ -193,7 +196,16 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &middleware.Info{Kind: middleware.HTTP, Side: middleware.Server, Service: rt.s.name,
 		Operation: rt.op, Method: r.Method, Header: Header(r.Header), Reply: Header(w.Header()), Start: time.Now()}
 	if rt.s.o.edge {
-		r.Header.Del(meta.HeaderBaggage)
+		// Nothing from the outside may steer the inside: no lane (lanes enter signed), no
+		// retry attempt (it would stop our retries), no trace context (it would force
+		// sampling), no self-chosen client id (it would dodge per-caller limits).
+		for _, k := range edgeStripped {
+			delete(r.Header, k)
+		}
+	}
+	if budget := rt.budget(); budget > 0 && r.ContentLength != 0 {
+		// A body trickled in slowly must not hold an admitted slot past the request's budget.
+		_ = http.NewResponseController(w).SetReadDeadline(info.Start.Add(budget))
 	}
 	var resp any
 	var err error
@@ -212,6 +224,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = rt.h(middleware.NewContext(r.Context(), info), r)
 	}
 	if err != nil {
+		if rt.s.o.edge {
+			err = errs.From(err).Public()
+		}
 		WriteError(w, err)
 		return
 	}
@@ -220,6 +235,19 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = info.Status
 	}
 	WriteJSON(w, status, resp)
+}
+
+// edgeStripped are the canonical names of the headers an Edge server drops on arrival.
+var edgeStripped = []string{canon(meta.HeaderBaggage), canon(meta.HeaderAttempt), canon("traceparent"),
+	canon("tracestate"), canon("x-client-id")}
+
+// budget is the most a request on this route may take: its operation's budget or the
+// server default.
+func (rt *route) budget() time.Duration {
+	if d, ok := rt.s.o.deadline.Operations[rt.op]; ok {
+		return d
+	}
+	return rt.s.o.deadline.Default
 }
 
 // ParseTimeout parses the X-Redline-Timeout header: a Go duration such as "49.5ms". A
@@ -267,6 +295,8 @@ func jsonError(err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errs.New(codes.DeadlineExceeded, errs.ReasonDeadline, "request body did not arrive within the request's budget")
 	case errors.Is(err, io.EOF):
 		return errs.InvalidArgument(errs.ReasonBadJSON, "request body is empty: send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -305,7 +335,7 @@ type Header http.Header
 var canonical = func() map[string]string {
 	m := map[string]string{}
 	for _, k := range []string{meta.HeaderRequestID, meta.HeaderCriticality, meta.HeaderAttempt,
-		meta.HeaderTimeout, meta.HeaderBaggage, "traceparent", "tracestate", "authorization"} {
+		meta.HeaderTimeout, meta.HeaderBaggage, "traceparent", "tracestate", "authorization", "x-client-id"} {
 		m[k] = textproto.CanonicalMIMEHeaderKey(k)
 	}
 	return m
