@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func (s *RedisStore) Update(ctx context.Context, resources []string, fn func(map
 		})
 		return err
 	}
-	for range maxTxAttempts {
+	for attempt := range maxTxAttempts {
 		err := s.rdb.Watch(ctx, txf, keys...)
 		switch {
 		case err == nil:
@@ -88,6 +89,12 @@ func (s *RedisStore) Update(ctx context.Context, resources []string, fn func(map
 		case fnErr != nil:
 			return fnErr
 		case errors.Is(err, redis.TxFailedErr):
+			// Another instance wrote first. Back off a random moment that grows with the
+			// attempt, so instances racing on a hot resource spread out instead of colliding
+			// in lockstep.
+			if err := sleepJitter(ctx, attempt); err != nil {
+				return err
+			}
 			continue
 		}
 		return fmt.Errorf("quota: redis update: %w", err)
@@ -165,4 +172,17 @@ func decode(h map[string]string) (*ResourceState, error) {
 		st.Clients[id] = &c
 	}
 	return st, nil
+}
+
+// sleepJitter waits a random time in [0, min(attempt+1, 20) × 200 µs), or until ctx ends.
+func sleepJitter(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(min(attempt+1, 20)) * int64(200*time.Microsecond)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

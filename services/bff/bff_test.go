@@ -354,3 +354,65 @@ func TestCostlyRouteIsLimitedThroughQuota(t *testing.T) {
 		t.Fatalf("/state lacks the quota service's resources: %+v", state.HA.QuotaService)
 	}
 }
+
+func TestFollow(t *testing.T) {
+	st := stacktest.Start(t, nil)
+	alice, aliceID := stacktest.Session(t, st.BFF, "alice")
+	bob, bobID := stacktest.Session(t, st.BFF, "bob")
+	_, carolID := stacktest.Session(t, st.BFF, "carol")
+
+	follow := func(bearer, id string) (int, string) {
+		r := stacktest.Do(t, "PUT", st.BFF+"/v1/me/following/"+id, nil, "Authorization", bearer)
+		return r.Status, string(r.Body)
+	}
+	if code, body := follow(alice, bobID); code != 200 || !strings.Contains(body, `"changed":true`) {
+		t.Fatalf("alice follows bob = %d %s", code, body)
+	}
+	if code, body := follow(alice, bobID); code != 200 || !strings.Contains(body, `"changed":false`) {
+		t.Fatalf("following again = %d %s; want 200 and nothing changed", code, body)
+	}
+	follow(alice, carolID)
+	follow(bob, carolID)
+	if code, body := follow(alice, aliceID); code != 400 || !strings.Contains(body, "CANNOT_FOLLOW_SELF") {
+		t.Fatalf("self follow = %d %s", code, body)
+	}
+	if code, body := follow(alice, "999999"); code != 404 || !strings.Contains(body, "USER_NOT_FOUND") {
+		t.Fatalf("follow a missing user = %d %s", code, body)
+	}
+	if r := stacktest.Do(t, "PUT", st.BFF+"/v1/me/following/"+bobID, nil); r.Status != 401 {
+		t.Fatalf("follow without a token = %d; want 401", r.Status)
+	}
+
+	type users struct {
+		Users []struct {
+			Username string `json:"username"`
+		} `json:"users"`
+		NextCursor string `json:"next_cursor"`
+	}
+	var followers users
+	stacktest.Do(t, "GET", st.BFF+"/v1/users/"+carolID+"/followers?limit=1", nil).JSON(t, &followers)
+	if len(followers.Users) != 1 || followers.Users[0].Username != "bob" || followers.NextCursor == "" {
+		t.Fatalf("carol's first follower page = %+v; want bob (newest) and a cursor", followers)
+	}
+	var rest users
+	stacktest.Do(t, "GET", st.BFF+"/v1/users/"+carolID+"/followers?limit=1&cursor="+followers.NextCursor, nil).JSON(t, &rest)
+	if len(rest.Users) != 1 || rest.Users[0].Username != "alice" || rest.NextCursor != "" {
+		t.Fatalf("carol's second follower page = %+v; want alice and no cursor", rest)
+	}
+	var following users
+	stacktest.Do(t, "GET", st.BFF+"/v1/users/"+aliceID+"/following", nil).JSON(t, &following)
+	if len(following.Users) != 2 {
+		t.Fatalf("alice follows %+v; want bob and carol", following)
+	}
+	r := stacktest.Do(t, "DELETE", st.BFF+"/v1/me/following/"+bobID, nil, "Authorization", alice)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"changed":true`) {
+		t.Fatalf("unfollow = %d %s", r.Status, r.Body)
+	}
+	r = stacktest.Do(t, "DELETE", st.BFF+"/v1/me/following/"+bobID, nil, "Authorization", alice)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"changed":false`) {
+		t.Fatalf("unfollow again = %d %s; want 200 and nothing changed", r.Status, r.Body)
+	}
+	if r := stacktest.Do(t, "GET", st.BFF+"/v1/users/"+bobID+"/followers?cursor=Zm9vOjE", nil); r.Status != 400 || r.Reason() != "BAD_CURSOR" {
+		t.Fatalf("a notes cursor on followers = %d %s; want 400 BAD_CURSOR", r.Status, r.Body)
+	}
+}

@@ -20,9 +20,11 @@ import (
 // Name is the service's name in the registry and in metrics.
 const Name = "user"
 
-// Idempotent lists the methods callers may retry: reads. Register and Login are not:
+// Idempotent lists the methods callers may retry: reads, and Follow/Unfollow, which are
+// idempotent by design. Register and Login are not:
 // a retried Register can fail with USERNAME_TAKEN after the first one succeeded.
-var Idempotent = []string{userv1.User_GetUser_FullMethodName}
+var Idempotent = []string{userv1.User_GetUser_FullMethodName, userv1.User_Follow_FullMethodName,
+	userv1.User_Unfollow_FullMethodName, userv1.User_ListFollowers_FullMethodName, userv1.User_ListFollowing_FullMethodName}
 
 // Config is the user service's own configuration.
 type Config struct {
@@ -40,6 +42,7 @@ func New(ctx context.Context, db *sqldb.DB, c cache.Cache, signer *auth.Signer, 
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 24 * time.Hour
 	}
-	uc := biz.NewUsecase(data.NewRepo(db, c), signer, cfg.TokenTTL, cfg.BcryptCost)
+	repo := data.NewRepo(db, c)
+	uc := biz.NewUsecase(repo, repo, signer, cfg.TokenTTL, cfg.BcryptCost)
 	return service.New(uc), nil
 }

@@ -21,9 +21,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	User_Register_FullMethodName = "/user.v1.User/Register"
-	User_Login_FullMethodName    = "/user.v1.User/Login"
-	User_GetUser_FullMethodName  = "/user.v1.User/GetUser"
+	User_Register_FullMethodName      = "/user.v1.User/Register"
+	User_Login_FullMethodName         = "/user.v1.User/Login"
+	User_GetUser_FullMethodName       = "/user.v1.User/GetUser"
+	User_Follow_FullMethodName        = "/user.v1.User/Follow"
+	User_Unfollow_FullMethodName      = "/user.v1.User/Unfollow"
+	User_ListFollowers_FullMethodName = "/user.v1.User/ListFollowers"
+	User_ListFollowing_FullMethodName = "/user.v1.User/ListFollowing"
 )
 
 // UserClient is the client API for User service.
@@ -36,6 +40,14 @@ type UserClient interface {
 	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginReply, error)
 	// GetUser returns a profile.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*UserInfo, error)
+	// Follow makes follower follow followee. Following twice is not an error.
+	Follow(ctx context.Context, in *FollowRequest, opts ...grpc.CallOption) (*FollowReply, error)
+	// Unfollow undoes Follow. Unfollowing someone not followed is not an error.
+	Unfollow(ctx context.Context, in *FollowRequest, opts ...grpc.CallOption) (*FollowReply, error)
+	// ListFollowers pages through who follows a user, newest first.
+	ListFollowers(ctx context.Context, in *ListFollowsRequest, opts ...grpc.CallOption) (*ListFollowsReply, error)
+	// ListFollowing pages through whom a user follows, newest first.
+	ListFollowing(ctx context.Context, in *ListFollowsRequest, opts ...grpc.CallOption) (*ListFollowsReply, error)
 }
 
 type userClient struct {
@@ -76,6 +88,46 @@ func (c *userClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...gr
 	return out, nil
 }
 
+func (c *userClient) Follow(ctx context.Context, in *FollowRequest, opts ...grpc.CallOption) (*FollowReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FollowReply)
+	err := c.cc.Invoke(ctx, User_Follow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userClient) Unfollow(ctx context.Context, in *FollowRequest, opts ...grpc.CallOption) (*FollowReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FollowReply)
+	err := c.cc.Invoke(ctx, User_Unfollow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userClient) ListFollowers(ctx context.Context, in *ListFollowsRequest, opts ...grpc.CallOption) (*ListFollowsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFollowsReply)
+	err := c.cc.Invoke(ctx, User_ListFollowers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userClient) ListFollowing(ctx context.Context, in *ListFollowsRequest, opts ...grpc.CallOption) (*ListFollowsReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFollowsReply)
+	err := c.cc.Invoke(ctx, User_ListFollowing_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserServer is the server API for User service.
 // All implementations must embed UnimplementedUserServer
 // for forward compatibility.
@@ -86,6 +138,14 @@ type UserServer interface {
 	Login(context.Context, *LoginRequest) (*LoginReply, error)
 	// GetUser returns a profile.
 	GetUser(context.Context, *GetUserRequest) (*UserInfo, error)
+	// Follow makes follower follow followee. Following twice is not an error.
+	Follow(context.Context, *FollowRequest) (*FollowReply, error)
+	// Unfollow undoes Follow. Unfollowing someone not followed is not an error.
+	Unfollow(context.Context, *FollowRequest) (*FollowReply, error)
+	// ListFollowers pages through who follows a user, newest first.
+	ListFollowers(context.Context, *ListFollowsRequest) (*ListFollowsReply, error)
+	// ListFollowing pages through whom a user follows, newest first.
+	ListFollowing(context.Context, *ListFollowsRequest) (*ListFollowsReply, error)
 	mustEmbedUnimplementedUserServer()
 }
 
@@ -104,6 +164,18 @@ func (UnimplementedUserServer) Login(context.Context, *LoginRequest) (*LoginRepl
 }
 func (UnimplementedUserServer) GetUser(context.Context, *GetUserRequest) (*UserInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
+}
+func (UnimplementedUserServer) Follow(context.Context, *FollowRequest) (*FollowReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Follow not implemented")
+}
+func (UnimplementedUserServer) Unfollow(context.Context, *FollowRequest) (*FollowReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unfollow not implemented")
+}
+func (UnimplementedUserServer) ListFollowers(context.Context, *ListFollowsRequest) (*ListFollowsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFollowers not implemented")
+}
+func (UnimplementedUserServer) ListFollowing(context.Context, *ListFollowsRequest) (*ListFollowsReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFollowing not implemented")
 }
 func (UnimplementedUserServer) mustEmbedUnimplementedUserServer() {}
 func (UnimplementedUserServer) testEmbeddedByValue()              {}
@@ -180,6 +252,78 @@ func _User_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _User_Follow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FollowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServer).Follow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: User_Follow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServer).Follow(ctx, req.(*FollowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _User_Unfollow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FollowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServer).Unfollow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: User_Unfollow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServer).Unfollow(ctx, req.(*FollowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _User_ListFollowers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFollowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServer).ListFollowers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: User_ListFollowers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServer).ListFollowers(ctx, req.(*ListFollowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _User_ListFollowing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFollowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServer).ListFollowing(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: User_ListFollowing_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServer).ListFollowing(ctx, req.(*ListFollowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // User_ServiceDesc is the grpc.ServiceDesc for User service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -198,6 +342,22 @@ var User_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUser",
 			Handler:    _User_GetUser_Handler,
+		},
+		{
+			MethodName: "Follow",
+			Handler:    _User_Follow_Handler,
+		},
+		{
+			MethodName: "Unfollow",
+			Handler:    _User_Unfollow_Handler,
+		},
+		{
+			MethodName: "ListFollowers",
+			Handler:    _User_ListFollowers_Handler,
+		},
+		{
+			MethodName: "ListFollowing",
+			Handler:    _User_ListFollowing_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

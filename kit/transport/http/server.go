@@ -151,7 +151,8 @@ func Route[Req, Resp any](s *Server, pattern string, fn func(ctx context.Context
 	terminal := func(ctx context.Context, raw any) (any, error) {
 		r := raw.(*http.Request)
 		in := new(Req)
-		if hasBody {
+		// A PUT may carry nothing but its path (PUT /v1/me/following/{id}).
+		if hasBody && !(method == http.MethodPut && r.ContentLength == 0) {
 			if err := DecodeJSON(r.Body, maxBody, in); err != nil {
 				return nil, err
 			}

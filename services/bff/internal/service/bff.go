@@ -42,6 +42,10 @@ func (b *BFF) Register(s *kithttp.Server, after ...middleware.Middleware) {
 	kithttp.Route(s, "GET /v1/users/{id}/notes", b.notesByAuthor, open...)
 	kithttp.Route(s, "POST /v1/notes", b.createNote, authed...)
 	kithttp.Route(s, "GET /v1/notes/{id}", b.note, open...)
+	kithttp.Route(s, "PUT /v1/me/following/{id}", b.follow, authed...)
+	kithttp.Route(s, "DELETE /v1/me/following/{id}", b.unfollow, authed...)
+	kithttp.Route(s, "GET /v1/users/{id}/followers", b.followers, open...)
+	kithttp.Route(s, "GET /v1/users/{id}/following", b.following, open...)
 }
 
 // UserView is a public profile.
@@ -264,4 +268,56 @@ func (b *BFF) notesByAuthor(ctx context.Context, in *ListQuery) (*NotePage, erro
 		page.Notes = append(page.Notes, noteView(n))
 	}
 	return page, nil
+}
+
+// FollowState answers a follow or unfollow: where things stand, and whether this call
+// changed them (a repeat does not).
+type FollowState struct {
+	Following bool `json:"following"`
+	Changed   bool `json:"changed"`
+}
+
+func (b *BFF) follow(ctx context.Context, in *ByID) (*FollowState, error) {
+	sub, _ := auth.Subject(ctx)
+	r, err := b.users.Follow(ctx, &userv1.FollowRequest{FollowerId: sub, FolloweeId: in.ID})
+	if err != nil {
+		return nil, err
+	}
+	return &FollowState{Following: true, Changed: r.GetChanged()}, nil
+}
+
+func (b *BFF) unfollow(ctx context.Context, in *ByID) (*FollowState, error) {
+	sub, _ := auth.Subject(ctx)
+	r, err := b.users.Unfollow(ctx, &userv1.FollowRequest{FollowerId: sub, FolloweeId: in.ID})
+	if err != nil {
+		return nil, err
+	}
+	return &FollowState{Following: false, Changed: r.GetChanged()}, nil
+}
+
+// UserPage is one page of users.
+type UserPage struct {
+	Users      []*UserView `json:"users"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+func (b *BFF) followers(ctx context.Context, in *ListQuery) (*UserPage, error) {
+	r, err := b.users.ListFollowers(ctx, &userv1.ListFollowsRequest{UserId: in.ID, PageSize: in.Limit, Cursor: in.Cursor})
+	return userPage(r, err)
+}
+
+func (b *BFF) following(ctx context.Context, in *ListQuery) (*UserPage, error) {
+	r, err := b.users.ListFollowing(ctx, &userv1.ListFollowsRequest{UserId: in.ID, PageSize: in.Limit, Cursor: in.Cursor})
+	return userPage(r, err)
+}
+
+func userPage(r *userv1.ListFollowsReply, err error) (*UserPage, error) {
+	if err != nil {
+		return nil, err
+	}
+	p := &UserPage{Users: make([]*UserView, 0, len(r.GetUsers())), NextCursor: r.GetNextCursor()}
+	for _, u := range r.GetUsers() {
+		p.Users = append(p.Users, userView(u))
+	}
+	return p, nil
 }

@@ -4,14 +4,13 @@ package biz
 
 import (
 	"context"
-	"encoding/base64"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/id"
+	"github.com/redline-dev/redline/kit/page"
 )
 
 // Note is a post.
@@ -40,22 +39,20 @@ type Repo interface {
 
 // Limits of a note.
 const (
-	MaxTitle     = 100
-	MaxBody      = 10000
-	MaxTags      = 10
-	MaxTagLen    = 32
-	MaxMedia     = 9
-	MaxMediaRef  = 512
-	MaxPageSize  = 50
-	DefaultPage  = 20
-	maxIdemKey   = 128
-	cursorPrefix = "n1:"
+	MaxTitle    = 100
+	MaxBody     = 10000
+	MaxTags     = 10
+	MaxTagLen   = 32
+	MaxMedia    = 9
+	MaxMediaRef = 512
+	maxIdemKey  = 128
+	cursorKind  = "n1"
 )
 
 // Errors callers branch on.
 var (
 	ErrNotFound  = errs.NotFound("NOTE_NOT_FOUND", "no such note")
-	ErrBadCursor = errs.InvalidArgument("BAD_CURSOR", "cursor is not one this API returned: start again without a cursor")
+	ErrBadCursor = page.ErrBadCursor
 )
 
 // Usecase is the note service's logic.
@@ -127,18 +124,10 @@ func (uc *Usecase) Get(ctx context.Context, noteID int64) (*Note, error) {
 // ListByAuthor returns a page of an author's notes and the cursor of the next page ("" at
 // the end).
 func (uc *Usecase) ListByAuthor(ctx context.Context, author int64, pageSize int, cursor string) ([]*Note, string, error) {
-	if pageSize <= 0 {
-		pageSize = DefaultPage
-	}
-	if pageSize > MaxPageSize {
-		pageSize = MaxPageSize
-	}
-	before := int64(1<<63 - 1)
-	if cursor != "" {
-		var err error
-		if before, err = DecodeCursor(cursor); err != nil {
-			return nil, "", err
-		}
+	pageSize = page.Size(pageSize)
+	before, err := page.Decode(cursorKind, cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	// One extra row tells whether a next page exists without a second query.
 	notes, err := uc.repo.ListByAuthor(ctx, author, before, pageSize+1)
@@ -154,26 +143,12 @@ func (uc *Usecase) ListByAuthor(ctx context.Context, author int64, pageSize int,
 }
 
 // EncodeCursor makes the opaque cursor that resumes after the note with id.
-func EncodeCursor(noteID int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(noteID, 10)))
-}
+func EncodeCursor(noteID int64) string { return page.Encode(cursorKind, noteID) }
 
 // DecodeCursor reads a cursor made by EncodeCursor; anything else is ErrBadCursor.
 func DecodeCursor(c string) (int64, error) {
-	if len(c) > 64 {
+	if c == "" {
 		return 0, ErrBadCursor
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, ErrBadCursor
-	}
-	s, ok := strings.CutPrefix(string(raw), cursorPrefix)
-	if !ok {
-		return 0, ErrBadCursor
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v <= 0 {
-		return 0, ErrBadCursor
-	}
-	return v, nil
+	return page.Decode(cursorKind, c)
 }

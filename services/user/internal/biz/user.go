@@ -49,6 +49,7 @@ var (
 // Usecase is the user service's logic.
 type Usecase struct {
 	repo     Repo
+	follows  FollowRepo
 	signer   *auth.Signer
 	tokenTTL time.Duration
 	cost     int
@@ -57,12 +58,12 @@ type Usecase struct {
 
 // NewUsecase returns the logic over repo. cost is the bcrypt cost (bcrypt.DefaultCost
 // when 0).
-func NewUsecase(repo Repo, signer *auth.Signer, tokenTTL time.Duration, cost int) *Usecase {
+func NewUsecase(repo Repo, follows FollowRepo, signer *auth.Signer, tokenTTL time.Duration, cost int) *Usecase {
 	if cost == 0 {
 		cost = bcrypt.DefaultCost
 	}
 	dummy, _ := bcrypt.GenerateFromPassword([]byte("not-a-real-password"), cost)
-	return &Usecase{repo: repo, signer: signer, tokenTTL: tokenTTL, cost: cost, dummy: dummy}
+	return &Usecase{repo: repo, follows: follows, signer: signer, tokenTTL: tokenTTL, cost: cost, dummy: dummy}
 }
 
 func validUsername(s string) bool {

@@ -48,3 +48,44 @@ func (s *Service) GetUser(ctx context.Context, in *userv1.GetUserRequest) (*user
 	}
 	return toPB(u), nil
 }
+
+// Follow implements userv1.UserServer.
+func (s *Service) Follow(ctx context.Context, in *userv1.FollowRequest) (*userv1.FollowReply, error) {
+	changed, err := s.uc.Follow(ctx, in.GetFollowerId(), in.GetFolloweeId())
+	if err != nil {
+		return nil, err
+	}
+	return &userv1.FollowReply{Changed: changed}, nil
+}
+
+// Unfollow implements userv1.UserServer.
+func (s *Service) Unfollow(ctx context.Context, in *userv1.FollowRequest) (*userv1.FollowReply, error) {
+	changed, err := s.uc.Unfollow(ctx, in.GetFollowerId(), in.GetFolloweeId())
+	if err != nil {
+		return nil, err
+	}
+	return &userv1.FollowReply{Changed: changed}, nil
+}
+
+// ListFollowers implements userv1.UserServer.
+func (s *Service) ListFollowers(ctx context.Context, in *userv1.ListFollowsRequest) (*userv1.ListFollowsReply, error) {
+	users, next, err := s.uc.Followers(ctx, in.GetUserId(), int(in.GetPageSize()), in.GetCursor())
+	return listReply(users, next, err)
+}
+
+// ListFollowing implements userv1.UserServer.
+func (s *Service) ListFollowing(ctx context.Context, in *userv1.ListFollowsRequest) (*userv1.ListFollowsReply, error) {
+	users, next, err := s.uc.Following(ctx, in.GetUserId(), int(in.GetPageSize()), in.GetCursor())
+	return listReply(users, next, err)
+}
+
+func listReply(users []*biz.User, next string, err error) (*userv1.ListFollowsReply, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := &userv1.ListFollowsReply{NextCursor: next, Users: make([]*userv1.UserInfo, 0, len(users))}
+	for _, u := range users {
+		out.Users = append(out.Users, toPB(u))
+	}
+	return out, nil
+}
