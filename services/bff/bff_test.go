@@ -416,3 +416,62 @@ func TestFollow(t *testing.T) {
 		t.Fatalf("a notes cursor on followers = %d %s; want 400 BAD_CURSOR", r.Status, r.Body)
 	}
 }
+
+func TestUpdateDeleteAndTags(t *testing.T) {
+	st := stacktest.Start(t, nil)
+	alice, _ := stacktest.Session(t, st.BFF, "alice")
+	mallory, _ := stacktest.Session(t, st.BFF, "mallory")
+	var a, b note
+	stacktest.Do(t, "POST", st.BFF+"/v1/notes", map[string]any{"title": "a", "tags": []string{"go"}}, "Authorization", alice).JSON(t, &a)
+	stacktest.Do(t, "POST", st.BFF+"/v1/notes", map[string]any{"title": "b", "tags": []string{"go", "db"}}, "Authorization", alice).JSON(t, &b)
+
+	tagged := func(tag string) []string {
+		var p page
+		r := stacktest.Do(t, "GET", st.BFF+"/v1/tags/"+tag+"/notes", nil)
+		if r.Status != 200 {
+			t.Fatalf("GET /v1/tags/%s/notes = %d %s", tag, r.Status, r.Body)
+		}
+		r.JSON(t, &p)
+		var ids []string
+		for _, n := range p.Notes {
+			ids = append(ids, n.ID)
+		}
+		return ids
+	}
+	if got := fmt.Sprint(tagged("go")); got != fmt.Sprint([]string{b.ID, a.ID}) {
+		t.Fatalf("#go = %s; want b then a", got)
+	}
+
+	// Only the author may change a note, and a failed change writes nothing.
+	if r := stacktest.Do(t, "PATCH", st.BFF+"/v1/notes/"+a.ID, `{"title":"pwned"}`, "Authorization", mallory); r.Status != 403 || r.Reason() != "NOT_OWNER" {
+		t.Fatalf("PATCH by another user = %d %s; want 403 NOT_OWNER", r.Status, r.Body)
+	}
+	if r := stacktest.Do(t, "PATCH", st.BFF+"/v1/notes/"+a.ID, `{"title":""}`, "Authorization", alice); r.Status != 400 || r.Reason() != "INVALID_TITLE" {
+		t.Fatalf("PATCH to an empty title = %d %s; want 400 INVALID_TITLE", r.Status, r.Body)
+	}
+	r := stacktest.Do(t, "PATCH", st.BFF+"/v1/notes/"+a.ID, `{"tags":["db"]}`, "Authorization", alice)
+	var updated note
+	r.JSON(t, &updated)
+	if r.Status != 200 || updated.Title != "a" || fmt.Sprint(updated.Tags) != "[db]" {
+		t.Fatalf("PATCH tags = %d %s; want title kept and tags [db]", r.Status, r.Body)
+	}
+	if got := fmt.Sprint(tagged("go")); got != fmt.Sprint([]string{b.ID}) {
+		t.Fatalf("#go after retagging a = %s; want only b", got)
+	}
+
+	if r := stacktest.Do(t, "DELETE", st.BFF+"/v1/notes/"+b.ID, nil, "Authorization", mallory); r.Status != 403 {
+		t.Fatalf("DELETE by another user = %d; want 403", r.Status)
+	}
+	for i, want := range []string{`"changed":true`, `"changed":false`} {
+		r := stacktest.Do(t, "DELETE", st.BFF+"/v1/notes/"+b.ID, nil, "Authorization", alice)
+		if r.Status != 200 || !strings.Contains(string(r.Body), want) {
+			t.Fatalf("DELETE #%d = %d %s; want 200 %s", i+1, r.Status, r.Body, want)
+		}
+	}
+	if r := stacktest.Do(t, "GET", st.BFF+"/v1/notes/"+b.ID, nil); r.Status != 404 {
+		t.Fatalf("GET a deleted note = %d; want 404", r.Status)
+	}
+	if got := fmt.Sprint(tagged("db")); got != fmt.Sprint([]string{a.ID}) {
+		t.Fatalf("#db after deleting b = %s; want only a", got)
+	}
+}

@@ -17,9 +17,11 @@ import (
 // Name is the service's name in the registry and in metrics.
 const Name = "note"
 
-// Idempotent lists the methods callers may retry: the reads. CreateNote is made safe to
+// Idempotent lists the methods callers may retry: the reads, and UpdateNote and DeleteNote,
+// which set absolute state. CreateNote is made safe to
 // repeat by its idempotency_key field, which callers set from the client's Idempotency-Key.
-var Idempotent = []string{notev1.Note_GetNote_FullMethodName, notev1.Note_ListByAuthor_FullMethodName}
+var Idempotent = []string{notev1.Note_GetNote_FullMethodName, notev1.Note_ListByAuthor_FullMethodName,
+	notev1.Note_ListByTag_FullMethodName, notev1.Note_UpdateNote_FullMethodName, notev1.Note_DeleteNote_FullMethodName}
 
 // New migrates db and returns the gRPC service.
 func New(ctx context.Context, db *sqldb.DB) (notev1.NoteServer, error) {

@@ -23,6 +23,264 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type UpdateNoteRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// author_id is the caller, checked against the note's author.
+	AuthorId int64   `protobuf:"varint,2,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`
+	Title    *string `protobuf:"bytes,3,opt,name=title,proto3,oneof" json:"title,omitempty"`
+	Body     *string `protobuf:"bytes,4,opt,name=body,proto3,oneof" json:"body,omitempty"`
+	// set_tags and set_media say whether tags and media are replaced (an empty list clears).
+	SetTags       bool     `protobuf:"varint,5,opt,name=set_tags,json=setTags,proto3" json:"set_tags,omitempty"`
+	Tags          []string `protobuf:"bytes,6,rep,name=tags,proto3" json:"tags,omitempty"`
+	SetMedia      bool     `protobuf:"varint,7,opt,name=set_media,json=setMedia,proto3" json:"set_media,omitempty"`
+	Media         []string `protobuf:"bytes,8,rep,name=media,proto3" json:"media,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateNoteRequest) Reset() {
+	*x = UpdateNoteRequest{}
+	mi := &file_api_note_v1_note_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateNoteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateNoteRequest) ProtoMessage() {}
+
+func (x *UpdateNoteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_note_v1_note_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateNoteRequest.ProtoReflect.Descriptor instead.
+func (*UpdateNoteRequest) Descriptor() ([]byte, []int) {
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UpdateNoteRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *UpdateNoteRequest) GetAuthorId() int64 {
+	if x != nil {
+		return x.AuthorId
+	}
+	return 0
+}
+
+func (x *UpdateNoteRequest) GetTitle() string {
+	if x != nil && x.Title != nil {
+		return *x.Title
+	}
+	return ""
+}
+
+func (x *UpdateNoteRequest) GetBody() string {
+	if x != nil && x.Body != nil {
+		return *x.Body
+	}
+	return ""
+}
+
+func (x *UpdateNoteRequest) GetSetTags() bool {
+	if x != nil {
+		return x.SetTags
+	}
+	return false
+}
+
+func (x *UpdateNoteRequest) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *UpdateNoteRequest) GetSetMedia() bool {
+	if x != nil {
+		return x.SetMedia
+	}
+	return false
+}
+
+func (x *UpdateNoteRequest) GetMedia() []string {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+type DeleteNoteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	AuthorId      int64                  `protobuf:"varint,2,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNoteRequest) Reset() {
+	*x = DeleteNoteRequest{}
+	mi := &file_api_note_v1_note_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNoteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNoteRequest) ProtoMessage() {}
+
+func (x *DeleteNoteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_note_v1_note_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNoteRequest.ProtoReflect.Descriptor instead.
+func (*DeleteNoteRequest) Descriptor() ([]byte, []int) {
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DeleteNoteRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DeleteNoteRequest) GetAuthorId() int64 {
+	if x != nil {
+		return x.AuthorId
+	}
+	return 0
+}
+
+type DeleteNoteReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changed       bool                   `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNoteReply) Reset() {
+	*x = DeleteNoteReply{}
+	mi := &file_api_note_v1_note_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNoteReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNoteReply) ProtoMessage() {}
+
+func (x *DeleteNoteReply) ProtoReflect() protoreflect.Message {
+	mi := &file_api_note_v1_note_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNoteReply.ProtoReflect.Descriptor instead.
+func (*DeleteNoteReply) Descriptor() ([]byte, []int) {
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeleteNoteReply) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+type ListByTagRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tag           string                 `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	Cursor        string                 `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListByTagRequest) Reset() {
+	*x = ListByTagRequest{}
+	mi := &file_api_note_v1_note_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListByTagRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListByTagRequest) ProtoMessage() {}
+
+func (x *ListByTagRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_note_v1_note_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListByTagRequest.ProtoReflect.Descriptor instead.
+func (*ListByTagRequest) Descriptor() ([]byte, []int) {
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListByTagRequest) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *ListByTagRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListByTagRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
 type CreateNoteRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	AuthorId       int64                  `protobuf:"varint,1,opt,name=author_id,json=authorId,proto3" json:"author_id,omitempty"`
@@ -37,7 +295,7 @@ type CreateNoteRequest struct {
 
 func (x *CreateNoteRequest) Reset() {
 	*x = CreateNoteRequest{}
-	mi := &file_api_note_v1_note_proto_msgTypes[0]
+	mi := &file_api_note_v1_note_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +307,7 @@ func (x *CreateNoteRequest) String() string {
 func (*CreateNoteRequest) ProtoMessage() {}
 
 func (x *CreateNoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[0]
+	mi := &file_api_note_v1_note_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +320,7 @@ func (x *CreateNoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNoteRequest.ProtoReflect.Descriptor instead.
 func (*CreateNoteRequest) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{0}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateNoteRequest) GetAuthorId() int64 {
@@ -116,7 +374,7 @@ type GetNoteRequest struct {
 
 func (x *GetNoteRequest) Reset() {
 	*x = GetNoteRequest{}
-	mi := &file_api_note_v1_note_proto_msgTypes[1]
+	mi := &file_api_note_v1_note_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -128,7 +386,7 @@ func (x *GetNoteRequest) String() string {
 func (*GetNoteRequest) ProtoMessage() {}
 
 func (x *GetNoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[1]
+	mi := &file_api_note_v1_note_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -141,7 +399,7 @@ func (x *GetNoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNoteRequest.ProtoReflect.Descriptor instead.
 func (*GetNoteRequest) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{1}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetNoteRequest) GetId() int64 {
@@ -163,7 +421,7 @@ type ListByAuthorRequest struct {
 
 func (x *ListByAuthorRequest) Reset() {
 	*x = ListByAuthorRequest{}
-	mi := &file_api_note_v1_note_proto_msgTypes[2]
+	mi := &file_api_note_v1_note_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +433,7 @@ func (x *ListByAuthorRequest) String() string {
 func (*ListByAuthorRequest) ProtoMessage() {}
 
 func (x *ListByAuthorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[2]
+	mi := &file_api_note_v1_note_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +446,7 @@ func (x *ListByAuthorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListByAuthorRequest.ProtoReflect.Descriptor instead.
 func (*ListByAuthorRequest) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{2}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListByAuthorRequest) GetAuthorId() int64 {
@@ -222,7 +480,7 @@ type ListNotesReply struct {
 
 func (x *ListNotesReply) Reset() {
 	*x = ListNotesReply{}
-	mi := &file_api_note_v1_note_proto_msgTypes[3]
+	mi := &file_api_note_v1_note_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +492,7 @@ func (x *ListNotesReply) String() string {
 func (*ListNotesReply) ProtoMessage() {}
 
 func (x *ListNotesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[3]
+	mi := &file_api_note_v1_note_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +505,7 @@ func (x *ListNotesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotesReply.ProtoReflect.Descriptor instead.
 func (*ListNotesReply) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{3}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListNotesReply) GetNotes() []*NoteInfo {
@@ -279,7 +537,7 @@ type NoteInfo struct {
 
 func (x *NoteInfo) Reset() {
 	*x = NoteInfo{}
-	mi := &file_api_note_v1_note_proto_msgTypes[4]
+	mi := &file_api_note_v1_note_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +549,7 @@ func (x *NoteInfo) String() string {
 func (*NoteInfo) ProtoMessage() {}
 
 func (x *NoteInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[4]
+	mi := &file_api_note_v1_note_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +562,7 @@ func (x *NoteInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NoteInfo.ProtoReflect.Descriptor instead.
 func (*NoteInfo) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{4}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NoteInfo) GetId() int64 {
@@ -360,7 +618,27 @@ var File_api_note_v1_note_proto protoreflect.FileDescriptor
 
 const file_api_note_v1_note_proto_rawDesc = "" +
 	"\n" +
-	"\x16api/note/v1/note.proto\x12\anote.v1\"\xad\x01\n" +
+	"\x16api/note/v1/note.proto\x12\anote.v1\"\xe9\x01\n" +
+	"\x11UpdateNoteRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
+	"\tauthor_id\x18\x02 \x01(\x03R\bauthorId\x12\x19\n" +
+	"\x05title\x18\x03 \x01(\tH\x00R\x05title\x88\x01\x01\x12\x17\n" +
+	"\x04body\x18\x04 \x01(\tH\x01R\x04body\x88\x01\x01\x12\x19\n" +
+	"\bset_tags\x18\x05 \x01(\bR\asetTags\x12\x12\n" +
+	"\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1b\n" +
+	"\tset_media\x18\a \x01(\bR\bsetMedia\x12\x14\n" +
+	"\x05media\x18\b \x03(\tR\x05mediaB\b\n" +
+	"\x06_titleB\a\n" +
+	"\x05_body\"@\n" +
+	"\x11DeleteNoteRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
+	"\tauthor_id\x18\x02 \x01(\x03R\bauthorId\"+\n" +
+	"\x0fDeleteNoteReply\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"Y\n" +
+	"\x10ListByTagRequest\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\tR\x03tag\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xad\x01\n" +
 	"\x11CreateNoteRequest\x12\x1b\n" +
 	"\tauthor_id\x18\x01 \x01(\x03R\bauthorId\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\x12\n" +
@@ -385,12 +663,17 @@ const file_api_note_v1_note_proto_rawDesc = "" +
 	"\x04body\x18\x04 \x01(\tR\x04body\x12\x12\n" +
 	"\x04tags\x18\x05 \x03(\tR\x04tags\x12\x14\n" +
 	"\x05media\x18\x06 \x03(\tR\x05media\x12\"\n" +
-	"\rcreated_at_ms\x18\a \x01(\x03R\vcreatedAtMs2\xc1\x01\n" +
+	"\rcreated_at_ms\x18\a \x01(\x03R\vcreatedAtMs2\x83\x03\n" +
 	"\x04Note\x12;\n" +
 	"\n" +
 	"CreateNote\x12\x1a.note.v1.CreateNoteRequest\x1a\x11.note.v1.NoteInfo\x125\n" +
 	"\aGetNote\x12\x17.note.v1.GetNoteRequest\x1a\x11.note.v1.NoteInfo\x12E\n" +
-	"\fListByAuthor\x12\x1c.note.v1.ListByAuthorRequest\x1a\x17.note.v1.ListNotesReplyB3Z1github.com/redline-dev/redline/api/note/v1;notev1b\x06proto3"
+	"\fListByAuthor\x12\x1c.note.v1.ListByAuthorRequest\x1a\x17.note.v1.ListNotesReply\x12;\n" +
+	"\n" +
+	"UpdateNote\x12\x1a.note.v1.UpdateNoteRequest\x1a\x11.note.v1.NoteInfo\x12B\n" +
+	"\n" +
+	"DeleteNote\x12\x1a.note.v1.DeleteNoteRequest\x1a\x18.note.v1.DeleteNoteReply\x12?\n" +
+	"\tListByTag\x12\x19.note.v1.ListByTagRequest\x1a\x17.note.v1.ListNotesReplyB3Z1github.com/redline-dev/redline/api/note/v1;notev1b\x06proto3"
 
 var (
 	file_api_note_v1_note_proto_rawDescOnce sync.Once
@@ -404,24 +687,34 @@ func file_api_note_v1_note_proto_rawDescGZIP() []byte {
 	return file_api_note_v1_note_proto_rawDescData
 }
 
-var file_api_note_v1_note_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_api_note_v1_note_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_api_note_v1_note_proto_goTypes = []any{
-	(*CreateNoteRequest)(nil),   // 0: note.v1.CreateNoteRequest
-	(*GetNoteRequest)(nil),      // 1: note.v1.GetNoteRequest
-	(*ListByAuthorRequest)(nil), // 2: note.v1.ListByAuthorRequest
-	(*ListNotesReply)(nil),      // 3: note.v1.ListNotesReply
-	(*NoteInfo)(nil),            // 4: note.v1.NoteInfo
+	(*UpdateNoteRequest)(nil),   // 0: note.v1.UpdateNoteRequest
+	(*DeleteNoteRequest)(nil),   // 1: note.v1.DeleteNoteRequest
+	(*DeleteNoteReply)(nil),     // 2: note.v1.DeleteNoteReply
+	(*ListByTagRequest)(nil),    // 3: note.v1.ListByTagRequest
+	(*CreateNoteRequest)(nil),   // 4: note.v1.CreateNoteRequest
+	(*GetNoteRequest)(nil),      // 5: note.v1.GetNoteRequest
+	(*ListByAuthorRequest)(nil), // 6: note.v1.ListByAuthorRequest
+	(*ListNotesReply)(nil),      // 7: note.v1.ListNotesReply
+	(*NoteInfo)(nil),            // 8: note.v1.NoteInfo
 }
 var file_api_note_v1_note_proto_depIdxs = []int32{
-	4, // 0: note.v1.ListNotesReply.notes:type_name -> note.v1.NoteInfo
-	0, // 1: note.v1.Note.CreateNote:input_type -> note.v1.CreateNoteRequest
-	1, // 2: note.v1.Note.GetNote:input_type -> note.v1.GetNoteRequest
-	2, // 3: note.v1.Note.ListByAuthor:input_type -> note.v1.ListByAuthorRequest
-	4, // 4: note.v1.Note.CreateNote:output_type -> note.v1.NoteInfo
-	4, // 5: note.v1.Note.GetNote:output_type -> note.v1.NoteInfo
-	3, // 6: note.v1.Note.ListByAuthor:output_type -> note.v1.ListNotesReply
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
+	8, // 0: note.v1.ListNotesReply.notes:type_name -> note.v1.NoteInfo
+	4, // 1: note.v1.Note.CreateNote:input_type -> note.v1.CreateNoteRequest
+	5, // 2: note.v1.Note.GetNote:input_type -> note.v1.GetNoteRequest
+	6, // 3: note.v1.Note.ListByAuthor:input_type -> note.v1.ListByAuthorRequest
+	0, // 4: note.v1.Note.UpdateNote:input_type -> note.v1.UpdateNoteRequest
+	1, // 5: note.v1.Note.DeleteNote:input_type -> note.v1.DeleteNoteRequest
+	3, // 6: note.v1.Note.ListByTag:input_type -> note.v1.ListByTagRequest
+	8, // 7: note.v1.Note.CreateNote:output_type -> note.v1.NoteInfo
+	8, // 8: note.v1.Note.GetNote:output_type -> note.v1.NoteInfo
+	7, // 9: note.v1.Note.ListByAuthor:output_type -> note.v1.ListNotesReply
+	8, // 10: note.v1.Note.UpdateNote:output_type -> note.v1.NoteInfo
+	2, // 11: note.v1.Note.DeleteNote:output_type -> note.v1.DeleteNoteReply
+	7, // 12: note.v1.Note.ListByTag:output_type -> note.v1.ListNotesReply
+	7, // [7:13] is the sub-list for method output_type
+	1, // [1:7] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -432,13 +725,14 @@ func file_api_note_v1_note_proto_init() {
 	if File_api_note_v1_note_proto != nil {
 		return
 	}
+	file_api_note_v1_note_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_note_v1_note_proto_rawDesc), len(file_api_note_v1_note_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

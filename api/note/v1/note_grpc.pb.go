@@ -24,6 +24,9 @@ const (
 	Note_CreateNote_FullMethodName   = "/note.v1.Note/CreateNote"
 	Note_GetNote_FullMethodName      = "/note.v1.Note/GetNote"
 	Note_ListByAuthor_FullMethodName = "/note.v1.Note/ListByAuthor"
+	Note_UpdateNote_FullMethodName   = "/note.v1.Note/UpdateNote"
+	Note_DeleteNote_FullMethodName   = "/note.v1.Note/DeleteNote"
+	Note_ListByTag_FullMethodName    = "/note.v1.Note/ListByTag"
 )
 
 // NoteClient is the client API for Note service.
@@ -37,6 +40,13 @@ type NoteClient interface {
 	GetNote(ctx context.Context, in *GetNoteRequest, opts ...grpc.CallOption) (*NoteInfo, error)
 	// ListByAuthor pages through an author's notes, newest first.
 	ListByAuthor(ctx context.Context, in *ListByAuthorRequest, opts ...grpc.CallOption) (*ListNotesReply, error)
+	// UpdateNote changes the fields that are set; only the author may.
+	UpdateNote(ctx context.Context, in *UpdateNoteRequest, opts ...grpc.CallOption) (*NoteInfo, error)
+	// DeleteNote hides a note (soft delete); only the author may. Deleting twice is not an
+	// error.
+	DeleteNote(ctx context.Context, in *DeleteNoteRequest, opts ...grpc.CallOption) (*DeleteNoteReply, error)
+	// ListByTag pages through the notes with a tag, newest first.
+	ListByTag(ctx context.Context, in *ListByTagRequest, opts ...grpc.CallOption) (*ListNotesReply, error)
 }
 
 type noteClient struct {
@@ -77,6 +87,36 @@ func (c *noteClient) ListByAuthor(ctx context.Context, in *ListByAuthorRequest, 
 	return out, nil
 }
 
+func (c *noteClient) UpdateNote(ctx context.Context, in *UpdateNoteRequest, opts ...grpc.CallOption) (*NoteInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NoteInfo)
+	err := c.cc.Invoke(ctx, Note_UpdateNote_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *noteClient) DeleteNote(ctx context.Context, in *DeleteNoteRequest, opts ...grpc.CallOption) (*DeleteNoteReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteNoteReply)
+	err := c.cc.Invoke(ctx, Note_DeleteNote_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *noteClient) ListByTag(ctx context.Context, in *ListByTagRequest, opts ...grpc.CallOption) (*ListNotesReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNotesReply)
+	err := c.cc.Invoke(ctx, Note_ListByTag_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NoteServer is the server API for Note service.
 // All implementations must embed UnimplementedNoteServer
 // for forward compatibility.
@@ -88,6 +128,13 @@ type NoteServer interface {
 	GetNote(context.Context, *GetNoteRequest) (*NoteInfo, error)
 	// ListByAuthor pages through an author's notes, newest first.
 	ListByAuthor(context.Context, *ListByAuthorRequest) (*ListNotesReply, error)
+	// UpdateNote changes the fields that are set; only the author may.
+	UpdateNote(context.Context, *UpdateNoteRequest) (*NoteInfo, error)
+	// DeleteNote hides a note (soft delete); only the author may. Deleting twice is not an
+	// error.
+	DeleteNote(context.Context, *DeleteNoteRequest) (*DeleteNoteReply, error)
+	// ListByTag pages through the notes with a tag, newest first.
+	ListByTag(context.Context, *ListByTagRequest) (*ListNotesReply, error)
 	mustEmbedUnimplementedNoteServer()
 }
 
@@ -106,6 +153,15 @@ func (UnimplementedNoteServer) GetNote(context.Context, *GetNoteRequest) (*NoteI
 }
 func (UnimplementedNoteServer) ListByAuthor(context.Context, *ListByAuthorRequest) (*ListNotesReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListByAuthor not implemented")
+}
+func (UnimplementedNoteServer) UpdateNote(context.Context, *UpdateNoteRequest) (*NoteInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateNote not implemented")
+}
+func (UnimplementedNoteServer) DeleteNote(context.Context, *DeleteNoteRequest) (*DeleteNoteReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteNote not implemented")
+}
+func (UnimplementedNoteServer) ListByTag(context.Context, *ListByTagRequest) (*ListNotesReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListByTag not implemented")
 }
 func (UnimplementedNoteServer) mustEmbedUnimplementedNoteServer() {}
 func (UnimplementedNoteServer) testEmbeddedByValue()              {}
@@ -182,6 +238,60 @@ func _Note_ListByAuthor_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Note_UpdateNote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateNoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NoteServer).UpdateNote(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Note_UpdateNote_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NoteServer).UpdateNote(ctx, req.(*UpdateNoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Note_DeleteNote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteNoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NoteServer).DeleteNote(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Note_DeleteNote_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NoteServer).DeleteNote(ctx, req.(*DeleteNoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Note_ListByTag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListByTagRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NoteServer).ListByTag(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Note_ListByTag_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NoteServer).ListByTag(ctx, req.(*ListByTagRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Note_ServiceDesc is the grpc.ServiceDesc for Note service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -200,6 +310,18 @@ var Note_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListByAuthor",
 			Handler:    _Note_ListByAuthor_Handler,
+		},
+		{
+			MethodName: "UpdateNote",
+			Handler:    _Note_UpdateNote_Handler,
+		},
+		{
+			MethodName: "DeleteNote",
+			Handler:    _Note_DeleteNote_Handler,
+		},
+		{
+			MethodName: "ListByTag",
+			Handler:    _Note_ListByTag_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

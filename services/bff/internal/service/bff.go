@@ -42,6 +42,9 @@ func (b *BFF) Register(s *kithttp.Server, after ...middleware.Middleware) {
 	kithttp.Route(s, "GET /v1/users/{id}/notes", b.notesByAuthor, open...)
 	kithttp.Route(s, "POST /v1/notes", b.createNote, authed...)
 	kithttp.Route(s, "GET /v1/notes/{id}", b.note, open...)
+	kithttp.Route(s, "PATCH /v1/notes/{id}", b.updateNote, authed...)
+	kithttp.Route(s, "DELETE /v1/notes/{id}", b.deleteNote, authed...)
+	kithttp.Route(s, "GET /v1/tags/{tag}/notes", b.notesByTag, open...)
 	kithttp.Route(s, "PUT /v1/me/following/{id}", b.follow, authed...)
 	kithttp.Route(s, "DELETE /v1/me/following/{id}", b.unfollow, authed...)
 	kithttp.Route(s, "GET /v1/users/{id}/followers", b.followers, open...)
@@ -237,6 +240,11 @@ func (q *ListQuery) Bind(r *http.Request) (err error) {
 	if q.ID, err = pathID(r, "id"); err != nil {
 		return err
 	}
+	return q.bindPage(r)
+}
+
+// bindPage reads ?cursor= and ?limit=.
+func (q *ListQuery) bindPage(r *http.Request) error {
 	v := r.URL.Query()
 	q.Cursor = v.Get("cursor")
 	if len(q.Cursor) > 64 || strings.ContainsAny(q.Cursor, " \n") {
@@ -260,6 +268,10 @@ type NotePage struct {
 
 func (b *BFF) notesByAuthor(ctx context.Context, in *ListQuery) (*NotePage, error) {
 	r, err := b.notes.ListByAuthor(ctx, &notev1.ListByAuthorRequest{AuthorId: in.ID, PageSize: in.Limit, Cursor: in.Cursor})
+	return notePage(r, err)
+}
+
+func notePage(r *notev1.ListNotesReply, err error) (*NotePage, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -320,4 +332,73 @@ func userPage(r *userv1.ListFollowsReply, err error) (*UserPage, error) {
 		p.Users = append(p.Users, userView(u))
 	}
 	return p, nil
+}
+
+// UpdateNoteRequest is the body of PATCH /v1/notes/{id}: fields left out stay as they are.
+type UpdateNoteRequest struct {
+	Title *string   `json:"title"`
+	Body  *string   `json:"body"`
+	Tags  *[]string `json:"tags"`
+	Media *[]string `json:"media"`
+	id    int64
+}
+
+// Bind implements kithttp.Binder.
+func (u *UpdateNoteRequest) Bind(r *http.Request) (err error) {
+	u.id, err = pathID(r, "id")
+	return err
+}
+
+func (b *BFF) updateNote(ctx context.Context, in *UpdateNoteRequest) (*NoteView, error) {
+	sub, _ := auth.Subject(ctx)
+	req := &notev1.UpdateNoteRequest{Id: in.id, AuthorId: sub, Title: in.Title, Body: in.Body}
+	if in.Tags != nil {
+		req.SetTags, req.Tags = true, *in.Tags
+	}
+	if in.Media != nil {
+		req.SetMedia, req.Media = true, *in.Media
+	}
+	n, err := b.notes.UpdateNote(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return noteView(n), nil
+}
+
+// Deleted answers a delete: whether this call changed anything (a repeat does not).
+type Deleted struct {
+	Deleted bool `json:"deleted"`
+	Changed bool `json:"changed"`
+}
+
+func (b *BFF) deleteNote(ctx context.Context, in *ByID) (*Deleted, error) {
+	sub, _ := auth.Subject(ctx)
+	r, err := b.notes.DeleteNote(ctx, &notev1.DeleteNoteRequest{Id: in.ID, AuthorId: sub})
+	if err != nil {
+		return nil, err
+	}
+	return &Deleted{Deleted: true, Changed: r.GetChanged()}, nil
+}
+
+// TagQuery is GET /v1/tags/{tag}/notes?limit=&cursor=.
+type TagQuery struct {
+	Tag    string
+	Cursor string
+	Limit  int32
+}
+
+// Bind implements kithttp.Binder.
+func (q *TagQuery) Bind(r *http.Request) error {
+	q.Tag = r.PathValue("tag")
+	var lq ListQuery
+	if err := lq.bindPage(r); err != nil {
+		return err
+	}
+	q.Cursor, q.Limit = lq.Cursor, lq.Limit
+	return nil
+}
+
+func (b *BFF) notesByTag(ctx context.Context, in *TagQuery) (*NotePage, error) {
+	r, err := b.notes.ListByTag(ctx, &notev1.ListByTagRequest{Tag: in.Tag, PageSize: in.Limit, Cursor: in.Cursor})
+	return notePage(r, err)
 }

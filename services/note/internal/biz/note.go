@@ -4,6 +4,7 @@ package biz
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -35,6 +36,78 @@ type Repo interface {
 	Get(ctx context.Context, id int64) (*Note, error)
 	// ListByAuthor returns up to limit notes of author with id < before, newest first.
 	ListByAuthor(ctx context.Context, author, before int64, limit int) ([]*Note, error)
+	// ListByTag returns up to limit notes tagged tag with id < before, newest first.
+	ListByTag(ctx context.Context, tag string, before int64, limit int) ([]*Note, error)
+	// Update stores n's title, body, tags and media, all at once.
+	Update(ctx context.Context, n *Note) error
+	// Delete hides the note; false when it was already hidden.
+	Delete(ctx context.Context, id int64, at time.Time) (bool, error)
+}
+
+// Patch is a partial update: nil fields stay as they are.
+type Patch struct {
+	Title, Body *string
+	Tags, Media *[]string
+}
+
+// ErrNotOwner answers a change to someone else's note.
+var ErrNotOwner = errs.PermissionDenied("NOT_OWNER", "only the author may change or delete a note")
+
+// Update applies patch to the note, if author wrote it; the result is validated like a new
+// note, and nothing is stored when it fails.
+func (uc *Usecase) Update(ctx context.Context, noteID, author int64, patch Patch) (*Note, error) {
+	n, err := uc.Get(ctx, noteID)
+	if err != nil {
+		return nil, err
+	}
+	if n.AuthorID != author {
+		return nil, ErrNotOwner
+	}
+	if patch.Title != nil {
+		n.Title = *patch.Title
+	}
+	if patch.Body != nil {
+		n.Body = *patch.Body
+	}
+	if patch.Tags != nil {
+		n.Tags = *patch.Tags
+	}
+	if patch.Media != nil {
+		n.Media = *patch.Media
+	}
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	if err := uc.repo.Update(ctx, n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Delete hides the note, if author wrote it. Deleting a deleted note changes nothing.
+func (uc *Usecase) Delete(ctx context.Context, noteID, author int64) (bool, error) {
+	n, err := uc.Get(ctx, noteID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil // already gone (or never was): the caller's goal holds
+	}
+	if err != nil {
+		return false, err
+	}
+	if n.AuthorID != author {
+		return false, ErrNotOwner
+	}
+	return uc.repo.Delete(ctx, noteID, time.Now().UTC())
+}
+
+// ListByTag returns a page of the notes with a tag and the next cursor.
+func (uc *Usecase) ListByTag(ctx context.Context, tag string, pageSize int, cursor string) ([]*Note, string, error) {
+	tag = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(tag, "#")))
+	if tag == "" || len(tag) > 4*MaxTagLen {
+		return nil, "", invalid("INVALID_TAG", "tag must be 1 to %d characters", MaxTagLen)
+	}
+	return uc.list(func(before int64, limit int) ([]*Note, error) {
+		return uc.repo.ListByTag(ctx, tag, before, limit)
+	}, pageSize, cursor)
 }
 
 // Limits of a note.
@@ -124,13 +197,19 @@ func (uc *Usecase) Get(ctx context.Context, noteID int64) (*Note, error) {
 // ListByAuthor returns a page of an author's notes and the cursor of the next page ("" at
 // the end).
 func (uc *Usecase) ListByAuthor(ctx context.Context, author int64, pageSize int, cursor string) ([]*Note, string, error) {
+	return uc.list(func(before int64, limit int) ([]*Note, error) {
+		return uc.repo.ListByAuthor(ctx, author, before, limit)
+	}, pageSize, cursor)
+}
+
+func (uc *Usecase) list(fetch func(before int64, limit int) ([]*Note, error), pageSize int, cursor string) ([]*Note, string, error) {
 	pageSize = page.Size(pageSize)
 	before, err := page.Decode(cursorKind, cursor)
 	if err != nil {
 		return nil, "", err
 	}
 	// One extra row tells whether a next page exists without a second query.
-	notes, err := uc.repo.ListByAuthor(ctx, author, before, pageSize+1)
+	notes, err := fetch(before, pageSize+1)
 	if err != nil {
 		return nil, "", err
 	}

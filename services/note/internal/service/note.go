@@ -44,6 +44,44 @@ func (s *Service) GetNote(ctx context.Context, in *notev1.GetNoteRequest) (*note
 // ListByAuthor implements notev1.NoteServer.
 func (s *Service) ListByAuthor(ctx context.Context, in *notev1.ListByAuthorRequest) (*notev1.ListNotesReply, error) {
 	notes, next, err := s.uc.ListByAuthor(ctx, in.GetAuthorId(), int(in.GetPageSize()), in.GetCursor())
+	return listReply(notes, next, err)
+}
+
+// UpdateNote implements notev1.NoteServer.
+func (s *Service) UpdateNote(ctx context.Context, in *notev1.UpdateNoteRequest) (*notev1.NoteInfo, error) {
+	var p biz.Patch
+	p.Title, p.Body = in.Title, in.Body
+	if in.GetSetTags() {
+		tags := in.GetTags()
+		p.Tags = &tags
+	}
+	if in.GetSetMedia() {
+		media := in.GetMedia()
+		p.Media = &media
+	}
+	n, err := s.uc.Update(ctx, in.GetId(), in.GetAuthorId(), p)
+	if err != nil {
+		return nil, err
+	}
+	return toPB(n), nil
+}
+
+// DeleteNote implements notev1.NoteServer.
+func (s *Service) DeleteNote(ctx context.Context, in *notev1.DeleteNoteRequest) (*notev1.DeleteNoteReply, error) {
+	changed, err := s.uc.Delete(ctx, in.GetId(), in.GetAuthorId())
+	if err != nil {
+		return nil, err
+	}
+	return &notev1.DeleteNoteReply{Changed: changed}, nil
+}
+
+// ListByTag implements notev1.NoteServer.
+func (s *Service) ListByTag(ctx context.Context, in *notev1.ListByTagRequest) (*notev1.ListNotesReply, error) {
+	notes, next, err := s.uc.ListByTag(ctx, in.GetTag(), int(in.GetPageSize()), in.GetCursor())
+	return listReply(notes, next, err)
+}
+
+func listReply(notes []*biz.Note, next string, err error) (*notev1.ListNotesReply, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,6 @@
+ALTER TABLE notes ADD COLUMN deleted_at BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS note_tags (
+  tag     TEXT NOT NULL,
+  note_id BIGINT NOT NULL,
+  PRIMARY KEY (tag, note_id)
+);
