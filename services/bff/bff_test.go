@@ -475,3 +475,19 @@ func TestUpdateDeleteAndTags(t *testing.T) {
 		t.Fatalf("#db after deleting b = %s; want only a", got)
 	}
 }
+
+func TestUpdateMe(t *testing.T) {
+	st := stacktest.Start(t, nil)
+	bearer, uid := stacktest.Session(t, st.BFF, "erin")
+	r := stacktest.Do(t, "PATCH", st.BFF+"/v1/me", `{"display_name":"Erin","bio":"hi"}`, "Authorization", bearer)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"display_name":"Erin"`) {
+		t.Fatalf("PATCH /v1/me = %d %s", r.Status, r.Body)
+	}
+	r = stacktest.Do(t, "GET", st.BFF+"/v1/users/"+uid, nil)
+	if !strings.Contains(string(r.Body), `"bio":"hi"`) {
+		t.Fatalf("profile after update = %s; want the new bio", r.Body)
+	}
+	if r := stacktest.Do(t, "PATCH", st.BFF+"/v1/me", `{"bio":"x","admin":true}`, "Authorization", bearer); r.Status != 400 || r.Reason() != "UNKNOWN_FIELD" {
+		t.Fatalf("PATCH with an unknown field = %d %s", r.Status, r.Body)
+	}
+}

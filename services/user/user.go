@@ -23,7 +23,7 @@ const Name = "user"
 // Idempotent lists the methods callers may retry: reads, and Follow/Unfollow, which are
 // idempotent by design. Register and Login are not:
 // a retried Register can fail with USERNAME_TAKEN after the first one succeeded.
-var Idempotent = []string{userv1.User_GetUser_FullMethodName, userv1.User_Follow_FullMethodName,
+var Idempotent = []string{userv1.User_GetUser_FullMethodName, userv1.User_UpdateProfile_FullMethodName, userv1.User_Follow_FullMethodName,
 	userv1.User_Unfollow_FullMethodName, userv1.User_ListFollowers_FullMethodName, userv1.User_ListFollowing_FullMethodName}
 
 // Config is the user service's own configuration.

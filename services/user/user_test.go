@@ -83,3 +83,27 @@ func TestRegisterValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestUpdateProfileOverwritesTheCache(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newService(t)
+	u, err := svc.Register(ctx, &userv1.RegisterRequest{Username: "dana", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.GetUser(ctx, &userv1.GetUserRequest{Id: u.GetId()}); err != nil { // fills the cache
+		t.Fatal(err)
+	}
+	bio := "likes Go"
+	if _, err := svc.UpdateProfile(ctx, &userv1.UpdateProfileRequest{Id: u.GetId(), Bio: &bio}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.GetUser(ctx, &userv1.GetUserRequest{Id: u.GetId()})
+	if err != nil || got.GetBio() != "likes Go" || got.GetDisplayName() != "dana" {
+		t.Fatalf("GetUser after update = %v, %v; want the new bio at once and the name kept", got, err)
+	}
+	empty := ""
+	if _, err := svc.UpdateProfile(ctx, &userv1.UpdateProfileRequest{Id: u.GetId(), DisplayName: &empty}); errs.Reason(err) != "INVALID_DISPLAY_NAME" {
+		t.Fatalf("empty display name = %v; want INVALID_DISPLAY_NAME", err)
+	}
+}

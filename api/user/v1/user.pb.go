@@ -23,6 +23,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type UpdateProfileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	DisplayName   *string                `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
+	Bio           *string                `protobuf:"bytes,3,opt,name=bio,proto3,oneof" json:"bio,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateProfileRequest) Reset() {
+	*x = UpdateProfileRequest{}
+	mi := &file_api_user_v1_user_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateProfileRequest) ProtoMessage() {}
+
+func (x *UpdateProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_user_v1_user_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateProfileRequest.ProtoReflect.Descriptor instead.
+func (*UpdateProfileRequest) Descriptor() ([]byte, []int) {
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *UpdateProfileRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *UpdateProfileRequest) GetDisplayName() string {
+	if x != nil && x.DisplayName != nil {
+		return *x.DisplayName
+	}
+	return ""
+}
+
+func (x *UpdateProfileRequest) GetBio() string {
+	if x != nil && x.Bio != nil {
+		return *x.Bio
+	}
+	return ""
+}
+
 type FollowRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	FollowerId    int64                  `protobuf:"varint,1,opt,name=follower_id,json=followerId,proto3" json:"follower_id,omitempty"`
@@ -33,7 +93,7 @@ type FollowRequest struct {
 
 func (x *FollowRequest) Reset() {
 	*x = FollowRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[0]
+	mi := &file_api_user_v1_user_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +105,7 @@ func (x *FollowRequest) String() string {
 func (*FollowRequest) ProtoMessage() {}
 
 func (x *FollowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[0]
+	mi := &file_api_user_v1_user_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +118,7 @@ func (x *FollowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowRequest.ProtoReflect.Descriptor instead.
 func (*FollowRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{0}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *FollowRequest) GetFollowerId() int64 {
@@ -85,7 +145,7 @@ type FollowReply struct {
 
 func (x *FollowReply) Reset() {
 	*x = FollowReply{}
-	mi := &file_api_user_v1_user_proto_msgTypes[1]
+	mi := &file_api_user_v1_user_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -97,7 +157,7 @@ func (x *FollowReply) String() string {
 func (*FollowReply) ProtoMessage() {}
 
 func (x *FollowReply) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[1]
+	mi := &file_api_user_v1_user_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -110,7 +170,7 @@ func (x *FollowReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowReply.ProtoReflect.Descriptor instead.
 func (*FollowReply) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{1}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FollowReply) GetChanged() bool {
@@ -131,7 +191,7 @@ type ListFollowsRequest struct {
 
 func (x *ListFollowsRequest) Reset() {
 	*x = ListFollowsRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[2]
+	mi := &file_api_user_v1_user_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -143,7 +203,7 @@ func (x *ListFollowsRequest) String() string {
 func (*ListFollowsRequest) ProtoMessage() {}
 
 func (x *ListFollowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[2]
+	mi := &file_api_user_v1_user_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -156,7 +216,7 @@ func (x *ListFollowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFollowsRequest.ProtoReflect.Descriptor instead.
 func (*ListFollowsRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{2}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListFollowsRequest) GetUserId() int64 {
@@ -190,7 +250,7 @@ type ListFollowsReply struct {
 
 func (x *ListFollowsReply) Reset() {
 	*x = ListFollowsReply{}
-	mi := &file_api_user_v1_user_proto_msgTypes[3]
+	mi := &file_api_user_v1_user_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +262,7 @@ func (x *ListFollowsReply) String() string {
 func (*ListFollowsReply) ProtoMessage() {}
 
 func (x *ListFollowsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[3]
+	mi := &file_api_user_v1_user_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +275,7 @@ func (x *ListFollowsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFollowsReply.ProtoReflect.Descriptor instead.
 func (*ListFollowsReply) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{3}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListFollowsReply) GetUsers() []*UserInfo {
@@ -243,7 +303,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[4]
+	mi := &file_api_user_v1_user_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +315,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[4]
+	mi := &file_api_user_v1_user_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +328,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{4}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RegisterRequest) GetUsername() string {
@@ -302,7 +362,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[5]
+	mi := &file_api_user_v1_user_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +374,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[5]
+	mi := &file_api_user_v1_user_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +387,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{5}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LoginRequest) GetUsername() string {
@@ -355,7 +415,7 @@ type LoginReply struct {
 
 func (x *LoginReply) Reset() {
 	*x = LoginReply{}
-	mi := &file_api_user_v1_user_proto_msgTypes[6]
+	mi := &file_api_user_v1_user_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +427,7 @@ func (x *LoginReply) String() string {
 func (*LoginReply) ProtoMessage() {}
 
 func (x *LoginReply) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[6]
+	mi := &file_api_user_v1_user_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +440,7 @@ func (x *LoginReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginReply.ProtoReflect.Descriptor instead.
 func (*LoginReply) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{6}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LoginReply) GetToken() string {
@@ -413,7 +473,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[7]
+	mi := &file_api_user_v1_user_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +485,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[7]
+	mi := &file_api_user_v1_user_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +498,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{7}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetUserRequest) GetId() int64 {
@@ -461,7 +521,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_api_user_v1_user_proto_msgTypes[8]
+	mi := &file_api_user_v1_user_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +533,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[8]
+	mi := &file_api_user_v1_user_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +546,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{8}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UserInfo) GetId() int64 {
@@ -528,7 +588,13 @@ var File_api_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_api_user_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x16api/user/v1/user.proto\x12\auser.v1\"Q\n" +
+	"\x16api/user/v1/user.proto\x12\auser.v1\"~\n" +
+	"\x14UpdateProfileRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12&\n" +
+	"\fdisplay_name\x18\x02 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x12\x15\n" +
+	"\x03bio\x18\x03 \x01(\tH\x01R\x03bio\x88\x01\x01B\x0f\n" +
+	"\r_display_nameB\x06\n" +
+	"\x04_bio\"Q\n" +
 	"\rFollowRequest\x12\x1f\n" +
 	"\vfollower_id\x18\x01 \x01(\x03R\n" +
 	"followerId\x12\x1f\n" +
@@ -563,11 +629,12 @@ const file_api_user_v1_user_proto_rawDesc = "" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x10\n" +
 	"\x03bio\x18\x04 \x01(\tR\x03bio\x12\"\n" +
-	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs2\xaf\x03\n" +
+	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs2\xf2\x03\n" +
 	"\x04User\x127\n" +
 	"\bRegister\x12\x18.user.v1.RegisterRequest\x1a\x11.user.v1.UserInfo\x123\n" +
 	"\x05Login\x12\x15.user.v1.LoginRequest\x1a\x13.user.v1.LoginReply\x125\n" +
-	"\aGetUser\x12\x17.user.v1.GetUserRequest\x1a\x11.user.v1.UserInfo\x126\n" +
+	"\aGetUser\x12\x17.user.v1.GetUserRequest\x1a\x11.user.v1.UserInfo\x12A\n" +
+	"\rUpdateProfile\x12\x1d.user.v1.UpdateProfileRequest\x1a\x11.user.v1.UserInfo\x126\n" +
 	"\x06Follow\x12\x16.user.v1.FollowRequest\x1a\x14.user.v1.FollowReply\x128\n" +
 	"\bUnfollow\x12\x16.user.v1.FollowRequest\x1a\x14.user.v1.FollowReply\x12G\n" +
 	"\rListFollowers\x12\x1b.user.v1.ListFollowsRequest\x1a\x19.user.v1.ListFollowsReply\x12G\n" +
@@ -585,40 +652,43 @@ func file_api_user_v1_user_proto_rawDescGZIP() []byte {
 	return file_api_user_v1_user_proto_rawDescData
 }
 
-var file_api_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_api_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_api_user_v1_user_proto_goTypes = []any{
-	(*FollowRequest)(nil),      // 0: user.v1.FollowRequest
-	(*FollowReply)(nil),        // 1: user.v1.FollowReply
-	(*ListFollowsRequest)(nil), // 2: user.v1.ListFollowsRequest
-	(*ListFollowsReply)(nil),   // 3: user.v1.ListFollowsReply
-	(*RegisterRequest)(nil),    // 4: user.v1.RegisterRequest
-	(*LoginRequest)(nil),       // 5: user.v1.LoginRequest
-	(*LoginReply)(nil),         // 6: user.v1.LoginReply
-	(*GetUserRequest)(nil),     // 7: user.v1.GetUserRequest
-	(*UserInfo)(nil),           // 8: user.v1.UserInfo
+	(*UpdateProfileRequest)(nil), // 0: user.v1.UpdateProfileRequest
+	(*FollowRequest)(nil),        // 1: user.v1.FollowRequest
+	(*FollowReply)(nil),          // 2: user.v1.FollowReply
+	(*ListFollowsRequest)(nil),   // 3: user.v1.ListFollowsRequest
+	(*ListFollowsReply)(nil),     // 4: user.v1.ListFollowsReply
+	(*RegisterRequest)(nil),      // 5: user.v1.RegisterRequest
+	(*LoginRequest)(nil),         // 6: user.v1.LoginRequest
+	(*LoginReply)(nil),           // 7: user.v1.LoginReply
+	(*GetUserRequest)(nil),       // 8: user.v1.GetUserRequest
+	(*UserInfo)(nil),             // 9: user.v1.UserInfo
 }
 var file_api_user_v1_user_proto_depIdxs = []int32{
-	8, // 0: user.v1.ListFollowsReply.users:type_name -> user.v1.UserInfo
-	8, // 1: user.v1.LoginReply.user:type_name -> user.v1.UserInfo
-	4, // 2: user.v1.User.Register:input_type -> user.v1.RegisterRequest
-	5, // 3: user.v1.User.Login:input_type -> user.v1.LoginRequest
-	7, // 4: user.v1.User.GetUser:input_type -> user.v1.GetUserRequest
-	0, // 5: user.v1.User.Follow:input_type -> user.v1.FollowRequest
-	0, // 6: user.v1.User.Unfollow:input_type -> user.v1.FollowRequest
-	2, // 7: user.v1.User.ListFollowers:input_type -> user.v1.ListFollowsRequest
-	2, // 8: user.v1.User.ListFollowing:input_type -> user.v1.ListFollowsRequest
-	8, // 9: user.v1.User.Register:output_type -> user.v1.UserInfo
-	6, // 10: user.v1.User.Login:output_type -> user.v1.LoginReply
-	8, // 11: user.v1.User.GetUser:output_type -> user.v1.UserInfo
-	1, // 12: user.v1.User.Follow:output_type -> user.v1.FollowReply
-	1, // 13: user.v1.User.Unfollow:output_type -> user.v1.FollowReply
-	3, // 14: user.v1.User.ListFollowers:output_type -> user.v1.ListFollowsReply
-	3, // 15: user.v1.User.ListFollowing:output_type -> user.v1.ListFollowsReply
-	9, // [9:16] is the sub-list for method output_type
-	2, // [2:9] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	9,  // 0: user.v1.ListFollowsReply.users:type_name -> user.v1.UserInfo
+	9,  // 1: user.v1.LoginReply.user:type_name -> user.v1.UserInfo
+	5,  // 2: user.v1.User.Register:input_type -> user.v1.RegisterRequest
+	6,  // 3: user.v1.User.Login:input_type -> user.v1.LoginRequest
+	8,  // 4: user.v1.User.GetUser:input_type -> user.v1.GetUserRequest
+	0,  // 5: user.v1.User.UpdateProfile:input_type -> user.v1.UpdateProfileRequest
+	1,  // 6: user.v1.User.Follow:input_type -> user.v1.FollowRequest
+	1,  // 7: user.v1.User.Unfollow:input_type -> user.v1.FollowRequest
+	3,  // 8: user.v1.User.ListFollowers:input_type -> user.v1.ListFollowsRequest
+	3,  // 9: user.v1.User.ListFollowing:input_type -> user.v1.ListFollowsRequest
+	9,  // 10: user.v1.User.Register:output_type -> user.v1.UserInfo
+	7,  // 11: user.v1.User.Login:output_type -> user.v1.LoginReply
+	9,  // 12: user.v1.User.GetUser:output_type -> user.v1.UserInfo
+	9,  // 13: user.v1.User.UpdateProfile:output_type -> user.v1.UserInfo
+	2,  // 14: user.v1.User.Follow:output_type -> user.v1.FollowReply
+	2,  // 15: user.v1.User.Unfollow:output_type -> user.v1.FollowReply
+	4,  // 16: user.v1.User.ListFollowers:output_type -> user.v1.ListFollowsReply
+	4,  // 17: user.v1.User.ListFollowing:output_type -> user.v1.ListFollowsReply
+	10, // [10:18] is the sub-list for method output_type
+	2,  // [2:10] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_api_user_v1_user_proto_init() }
@@ -626,13 +696,14 @@ func file_api_user_v1_user_proto_init() {
 	if File_api_user_v1_user_proto != nil {
 		return
 	}
+	file_api_user_v1_user_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_user_v1_user_proto_rawDesc), len(file_api_user_v1_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

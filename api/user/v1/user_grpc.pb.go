@@ -24,6 +24,7 @@ const (
 	User_Register_FullMethodName      = "/user.v1.User/Register"
 	User_Login_FullMethodName         = "/user.v1.User/Login"
 	User_GetUser_FullMethodName       = "/user.v1.User/GetUser"
+	User_UpdateProfile_FullMethodName = "/user.v1.User/UpdateProfile"
 	User_Follow_FullMethodName        = "/user.v1.User/Follow"
 	User_Unfollow_FullMethodName      = "/user.v1.User/Unfollow"
 	User_ListFollowers_FullMethodName = "/user.v1.User/ListFollowers"
@@ -40,6 +41,8 @@ type UserClient interface {
 	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginReply, error)
 	// GetUser returns a profile.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*UserInfo, error)
+	// UpdateProfile changes the fields that are set.
+	UpdateProfile(ctx context.Context, in *UpdateProfileRequest, opts ...grpc.CallOption) (*UserInfo, error)
 	// Follow makes follower follow followee. Following twice is not an error.
 	Follow(ctx context.Context, in *FollowRequest, opts ...grpc.CallOption) (*FollowReply, error)
 	// Unfollow undoes Follow. Unfollowing someone not followed is not an error.
@@ -82,6 +85,16 @@ func (c *userClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UserInfo)
 	err := c.cc.Invoke(ctx, User_GetUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userClient) UpdateProfile(ctx context.Context, in *UpdateProfileRequest, opts ...grpc.CallOption) (*UserInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserInfo)
+	err := c.cc.Invoke(ctx, User_UpdateProfile_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +151,8 @@ type UserServer interface {
 	Login(context.Context, *LoginRequest) (*LoginReply, error)
 	// GetUser returns a profile.
 	GetUser(context.Context, *GetUserRequest) (*UserInfo, error)
+	// UpdateProfile changes the fields that are set.
+	UpdateProfile(context.Context, *UpdateProfileRequest) (*UserInfo, error)
 	// Follow makes follower follow followee. Following twice is not an error.
 	Follow(context.Context, *FollowRequest) (*FollowReply, error)
 	// Unfollow undoes Follow. Unfollowing someone not followed is not an error.
@@ -164,6 +179,9 @@ func (UnimplementedUserServer) Login(context.Context, *LoginRequest) (*LoginRepl
 }
 func (UnimplementedUserServer) GetUser(context.Context, *GetUserRequest) (*UserInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
+}
+func (UnimplementedUserServer) UpdateProfile(context.Context, *UpdateProfileRequest) (*UserInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateProfile not implemented")
 }
 func (UnimplementedUserServer) Follow(context.Context, *FollowRequest) (*FollowReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Follow not implemented")
@@ -248,6 +266,24 @@ func _User_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(UserServer).GetUser(ctx, req.(*GetUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _User_UpdateProfile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateProfileRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServer).UpdateProfile(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: User_UpdateProfile_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServer).UpdateProfile(ctx, req.(*UpdateProfileRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -342,6 +378,10 @@ var User_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUser",
 			Handler:    _User_GetUser_Handler,
+		},
+		{
+			MethodName: "UpdateProfile",
+			Handler:    _User_UpdateProfile_Handler,
 		},
 		{
 			MethodName: "Follow",

@@ -38,6 +38,7 @@ func (b *BFF) Register(s *kithttp.Server, after ...middleware.Middleware) {
 	kithttp.Route(s, "POST /v1/users", b.register, open...)
 	kithttp.Route(s, "POST /v1/sessions", b.login, open...)
 	kithttp.Route(s, "GET /v1/me", b.me, authed...)
+	kithttp.Route(s, "PATCH /v1/me", b.updateMe, authed...)
 	kithttp.Route(s, "GET /v1/users/{id}", b.user, open...)
 	kithttp.Route(s, "GET /v1/users/{id}/notes", b.notesByAuthor, open...)
 	kithttp.Route(s, "POST /v1/notes", b.createNote, authed...)
@@ -401,4 +402,19 @@ func (q *TagQuery) Bind(r *http.Request) error {
 func (b *BFF) notesByTag(ctx context.Context, in *TagQuery) (*NotePage, error) {
 	r, err := b.notes.ListByTag(ctx, &notev1.ListByTagRequest{Tag: in.Tag, PageSize: in.Limit, Cursor: in.Cursor})
 	return notePage(r, err)
+}
+
+// UpdateProfileRequest is the body of PATCH /v1/me: fields left out stay as they are.
+type UpdateProfileRequest struct {
+	DisplayName *string `json:"display_name"`
+	Bio         *string `json:"bio"`
+}
+
+func (b *BFF) updateMe(ctx context.Context, in *UpdateProfileRequest) (*UserView, error) {
+	sub, _ := auth.Subject(ctx)
+	u, err := b.users.UpdateProfile(ctx, &userv1.UpdateProfileRequest{Id: sub, DisplayName: in.DisplayName, Bio: in.Bio})
+	if err != nil {
+		return nil, err
+	}
+	return userView(u), nil
 }

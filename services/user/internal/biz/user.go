@@ -34,6 +34,8 @@ type Repo interface {
 	ByUsername(ctx context.Context, username string) (*User, error)
 	// ByID returns the user with the id; ErrNotFound when absent.
 	ByID(ctx context.Context, id int64) (*User, error)
+	// UpdateProfile stores u's display name and bio.
+	UpdateProfile(ctx context.Context, u *User) error
 }
 
 // Errors callers branch on.
@@ -43,7 +45,8 @@ var (
 	ErrBadCredentials  = errs.Unauthenticated("BAD_CREDENTIALS", "wrong username or password")
 	errInvalidUsername = errs.InvalidArgument("INVALID_USERNAME", "username must be 3 to 32 characters of a-z, 0-9 and _")
 	errInvalidPassword = errs.InvalidArgument("INVALID_PASSWORD", "password must be 8 to 72 bytes")
-	errInvalidName     = errs.InvalidArgument("INVALID_DISPLAY_NAME", "display_name must be at most 64 characters")
+	errInvalidName     = errs.InvalidArgument("INVALID_DISPLAY_NAME", "display_name must be 1 to 64 characters")
+	errInvalidBio      = errs.InvalidArgument("INVALID_BIO", "bio must be at most 500 characters")
 )
 
 // Usecase is the user service's logic.
@@ -129,4 +132,28 @@ func (uc *Usecase) Get(ctx context.Context, id int64) (*User, error) {
 		return nil, ErrNotFound
 	}
 	return uc.repo.ByID(ctx, id)
+}
+
+// UpdateProfile changes the display name and bio that are given (nil keeps the old one).
+func (uc *Usecase) UpdateProfile(ctx context.Context, id int64, displayName, bio *string) (*User, error) {
+	u, err := uc.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if displayName != nil {
+		if n := utf8.RuneCountInString(*displayName); n == 0 || n > 64 || !utf8.ValidString(*displayName) {
+			return nil, errInvalidName
+		}
+		u.DisplayName = *displayName
+	}
+	if bio != nil {
+		if utf8.RuneCountInString(*bio) > 500 || !utf8.ValidString(*bio) {
+			return nil, errInvalidBio
+		}
+		u.Bio = *bio
+	}
+	if err := uc.repo.UpdateProfile(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
 }

@@ -112,6 +112,28 @@ func (r *Repo) ByID(ctx context.Context, id int64) (*biz.User, error) {
 	return fromCached(v.(cachedProfile)), nil
 }
 
+// UpdateProfile implements biz.Repo: the row first, then the cache is overwritten with the
+// new profile, so the next read sees it without a database trip. If the cache write fails
+// the stale entry is deleted; if that fails too, ProfileTTL bounds the staleness.
+func (r *Repo) UpdateProfile(ctx context.Context, u *biz.User) error {
+	res, err := r.db.ExecContext(ctx, `UPDATE users SET display_name = ?, bio = ? WHERE id = ?`, u.DisplayName, u.Bio, u.ID)
+	if err != nil {
+		return errs.Internal(fmt.Errorf("update profile: %w", err))
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return biz.ErrNotFound
+	}
+	p := cachedProfile{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Bio: u.Bio, CreatedAt: u.CreatedAt.UnixMilli()}
+	b, err := json.Marshal(p)
+	if err == nil {
+		err = r.cache.Set(ctx, profileKey(u.ID), b, ProfileTTL)
+	}
+	if err != nil {
+		_ = r.cache.Del(ctx, profileKey(u.ID))
+	}
+	return nil
+}
+
 func fromCached(p cachedProfile) *biz.User {
 	return &biz.User{ID: p.ID, Username: p.Username, DisplayName: strings.Clone(p.DisplayName), Bio: p.Bio,
 		CreatedAt: time.UnixMilli(p.CreatedAt).UTC()}

@@ -89,3 +89,12 @@ func listReply(users []*biz.User, next string, err error) (*userv1.ListFollowsRe
 	}
 	return out, nil
 }
+
+// UpdateProfile implements userv1.UserServer.
+func (s *Service) UpdateProfile(ctx context.Context, in *userv1.UpdateProfileRequest) (*userv1.UserInfo, error) {
+	u, err := s.uc.UpdateProfile(ctx, in.GetId(), in.DisplayName, in.Bio)
+	if err != nil {
+		return nil, err
+	}
+	return toPB(u), nil
+}
