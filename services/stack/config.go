@@ -42,6 +42,7 @@ type Config struct {
 	BFF         BFFConfig      `koanf:"bff"`
 	User        UserConfig     `koanf:"user"`
 	Note        NoteConfig     `koanf:"note"`
+	Inventory   ServiceConfig  `koanf:"inventory"`
 	// HA configures the HA parts every server and client runs (see ha/README.md).
 	HA ha.Config `koanf:"ha"`
 	// Quota configures the distributed quota service and the BFF's use of it.
@@ -133,6 +134,13 @@ type NoteConfig struct {
 	DB   string `koanf:"db"`
 }
 
+// ServiceConfig configures a service that needs only an address and a database.
+type ServiceConfig struct {
+	Addr string `koanf:"addr"`
+	// DB is the service's database; "" is a SQLite file in data_dir.
+	DB string `koanf:"db"`
+}
+
 // Default returns the configuration of `redline up` on a fresh machine: embedded stores
 // under ./data, the BFF on 127.0.0.1:8080, admin on 127.0.0.1:9090, gRPC on free
 // loopback ports found through the in-memory registry.
@@ -150,6 +158,7 @@ func Default() *Config {
 		BFF:            BFFConfig{Addr: "127.0.0.1:8080", MaxBody: 1 << 20},
 		User:           UserConfig{Addr: "127.0.0.1:0"},
 		Note:           NoteConfig{Addr: "127.0.0.1:0"},
+		Inventory:      ServiceConfig{Addr: "127.0.0.1:0"},
 		HA:             ha.Default(),
 		Quota: QuotaConfig{Addr: "127.0.0.1:9190", Store: "memory", Prefix: "redline:quota:",
 			// Creating a note is the demo's costly write: at most 50/s across every BFF.
@@ -169,7 +178,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for key, addr := range map[string]string{"admin.addr": c.Admin.Addr, "bff.addr": c.BFF.Addr, "user.addr": c.User.Addr,
-		"note.addr": c.Note.Addr, "quota.addr": c.Quota.Addr} {
+		"note.addr": c.Note.Addr, "quota.addr": c.Quota.Addr, "inventory.addr": c.Inventory.Addr} {
 		_, _, err := net.SplitHostPort(addr)
 		check(err == nil, "%s %q: want host:port", key, addr)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	notev1 "github.com/redline-dev/redline/api/note/v1"
 	quotav1 "github.com/redline-dev/redline/api/quota/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
@@ -33,18 +34,20 @@ import (
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
 	"github.com/redline-dev/redline/services/bff"
+	"github.com/redline-dev/redline/services/inventory"
 	"github.com/redline-dev/redline/services/note"
 	"github.com/redline-dev/redline/services/user"
 )
 
 // idempotent lists, per service, the methods its clients may retry.
-var idempotent = map[string][]string{user.Name: user.Idempotent, note.Name: note.Idempotent}
+var idempotent = map[string][]string{user.Name: user.Idempotent, note.Name: note.Idempotent,
+	inventory.Name: inventory.Idempotent}
 
 // QuotaName is the quota service's name in the registry.
 const QuotaName = "quota"
 
 // Services lists the services a process can run, in start order.
-var Services = []string{QuotaName, user.Name, note.Name, bff.Name}
+var Services = []string{QuotaName, user.Name, note.Name, inventory.Name, bff.Name}
 
 // Stack is the set of services of one process with their shared parts.
 type Stack struct {
@@ -156,6 +159,20 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 				return nil, err
 			}
 			notev1.RegisterNoteServer(srv, svc)
+		case inventory.Name:
+			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Inventory.DB))
+			if err != nil {
+				return nil, err
+			}
+			svc, err := inventory.New(ctx, db)
+			if err != nil {
+				return nil, err
+			}
+			srv, err := s.serveGRPC(name, cfg.Inventory.Addr, nil)
+			if err != nil {
+				return nil, err
+			}
+			inventoryv1.RegisterInventoryServer(srv, svc)
 		case bff.Name:
 			users, err := s.client(user.Name)
 			if err != nil {

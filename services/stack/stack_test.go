@@ -14,8 +14,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	"github.com/redline-dev/redline/ha/quota"
 	"github.com/redline-dev/redline/kit/data/sqldb"
+	"github.com/redline-dev/redline/kit/errs"
+	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 	"github.com/redline-dev/redline/services/stack"
 	"github.com/redline-dev/redline/services/stack/stacktest"
 )
@@ -133,5 +136,24 @@ func TestQuotaResourcesReloadLive(t *testing.T) {
 	stacktest.Do(t, "GET", s.Admin+"/state", nil).JSON(t, &state)
 	if rs := state.HA.QuotaService.Resources; len(rs) != 1 || rs[0].Limit != 7 {
 		t.Fatalf("an invalid reload changed the limits: %+v", rs)
+	}
+}
+
+func TestInventoryOverTheWire(t *testing.T) {
+	s := stacktest.Start(t, nil)
+	conn, err := kitgrpc.NewClient(s.GRPCAddr("inventory"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	inv := inventoryv1.NewInventoryClient(conn)
+	ctx := context.Background()
+	if _, err := inv.SetStock(ctx, &inventoryv1.SetStockRequest{SkuId: 7, Quantity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	items := []*inventoryv1.Item{{SkuId: 7, Quantity: 2}}
+	_, err = inv.Reserve(ctx, &inventoryv1.ReserveRequest{OrderId: 1, Items: items})
+	if e := errs.From(err); e.Reason != "OUT_OF_STOCK" || e.Metadata["sku_id"] != "7" || e.HTTPStatus() != 412 {
+		t.Fatalf("Reserve beyond stock over gRPC = %+v; want OUT_OF_STOCK naming sku 7", e)
 	}
 }
