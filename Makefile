@@ -42,7 +42,8 @@ FUZZTIME ?= 15s
 FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http FuzzExtract:./kit/meta \
 	FuzzVerify:./kit/auth FuzzDecodeCursor:./services/note/internal/biz FuzzLoadYAML:./kit/conf \
 	FuzzRebind:./kit/data/sqldb FuzzGetCapacity:./ha/quota FuzzConfig:./ha/quota \
-	FuzzDecode:./kit/page FuzzValidateReserve:./services/inventory/internal/biz
+	FuzzDecode:./kit/page FuzzValidateReserve:./services/inventory/internal/biz \
+	FuzzValidateTargets:./services/interaction/internal/biz
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \

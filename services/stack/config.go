@@ -43,6 +43,7 @@ type Config struct {
 	User        UserConfig     `koanf:"user"`
 	Note        NoteConfig     `koanf:"note"`
 	Inventory   ServiceConfig  `koanf:"inventory"`
+	Interaction ServiceConfig  `koanf:"interaction"`
 	// HA configures the HA parts every server and client runs (see ha/README.md).
 	HA ha.Config `koanf:"ha"`
 	// Quota configures the distributed quota service and the BFF's use of it.
@@ -159,6 +160,7 @@ func Default() *Config {
 		User:           UserConfig{Addr: "127.0.0.1:0"},
 		Note:           NoteConfig{Addr: "127.0.0.1:0"},
 		Inventory:      ServiceConfig{Addr: "127.0.0.1:0"},
+		Interaction:    ServiceConfig{Addr: "127.0.0.1:0"},
 		HA:             ha.Default(),
 		Quota: QuotaConfig{Addr: "127.0.0.1:9190", Store: "memory", Prefix: "redline:quota:",
 			// Creating a note is the demo's costly write: at most 50/s across every BFF.
@@ -178,7 +180,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for key, addr := range map[string]string{"admin.addr": c.Admin.Addr, "bff.addr": c.BFF.Addr, "user.addr": c.User.Addr,
-		"note.addr": c.Note.Addr, "quota.addr": c.Quota.Addr, "inventory.addr": c.Inventory.Addr} {
+		"note.addr": c.Note.Addr, "quota.addr": c.Quota.Addr, "inventory.addr": c.Inventory.Addr,
+		"interaction.addr": c.Interaction.Addr} {
 		_, _, err := net.SplitHostPort(addr)
 		check(err == nil, "%s %q: want host:port", key, addr)
 	}

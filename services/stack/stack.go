@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
 	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	notev1 "github.com/redline-dev/redline/api/note/v1"
 	quotav1 "github.com/redline-dev/redline/api/quota/v1"
@@ -34,6 +35,7 @@ import (
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
 	"github.com/redline-dev/redline/services/bff"
+	"github.com/redline-dev/redline/services/interaction"
 	"github.com/redline-dev/redline/services/inventory"
 	"github.com/redline-dev/redline/services/note"
 	"github.com/redline-dev/redline/services/user"
@@ -41,13 +43,13 @@ import (
 
 // idempotent lists, per service, the methods its clients may retry.
 var idempotent = map[string][]string{user.Name: user.Idempotent, note.Name: note.Idempotent,
-	inventory.Name: inventory.Idempotent}
+	inventory.Name: inventory.Idempotent, interaction.Name: interaction.Idempotent}
 
 // QuotaName is the quota service's name in the registry.
 const QuotaName = "quota"
 
 // Services lists the services a process can run, in start order.
-var Services = []string{QuotaName, user.Name, note.Name, inventory.Name, bff.Name}
+var Services = []string{QuotaName, user.Name, note.Name, interaction.Name, inventory.Name, bff.Name}
 
 // Stack is the set of services of one process with their shared parts.
 type Stack struct {
@@ -159,6 +161,23 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 				return nil, err
 			}
 			notev1.RegisterNoteServer(srv, svc)
+		case interaction.Name:
+			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Interaction.DB))
+			if err != nil {
+				return nil, err
+			}
+			svc, batcher, err := interaction.New(ctx, db, interaction.WithLogger(logger))
+			if err != nil {
+				return nil, err
+			}
+			// Before the server in start order, so it stops after the server: the last
+			// buffered counts are flushed once no call can add more.
+			s.components = append(s.components, app.Hook("interaction counters", nil, func(context.Context) error { return batcher.Close() }))
+			srv, err := s.serveGRPC(name, cfg.Interaction.Addr, nil)
+			if err != nil {
+				return nil, err
+			}
+			interactionv1.RegisterInteractionServer(srv, svc)
 		case inventory.Name:
 			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Inventory.DB))
 			if err != nil {

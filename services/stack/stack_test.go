@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
 	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	"github.com/redline-dev/redline/ha/quota"
 	"github.com/redline-dev/redline/kit/data/sqldb"
@@ -155,5 +156,25 @@ func TestInventoryOverTheWire(t *testing.T) {
 	_, err = inv.Reserve(ctx, &inventoryv1.ReserveRequest{OrderId: 1, Items: items})
 	if e := errs.From(err); e.Reason != "OUT_OF_STOCK" || e.Metadata["sku_id"] != "7" || e.HTTPStatus() != 412 {
 		t.Fatalf("Reserve beyond stock over gRPC = %+v; want OUT_OF_STOCK naming sku 7", e)
+	}
+}
+
+func TestInteractionOverTheWire(t *testing.T) {
+	s := stacktest.Start(t, nil)
+	conn, err := kitgrpc.NewClient(s.GRPCAddr("interaction"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	in := interactionv1.NewInteractionClient(conn)
+	ctx := context.Background()
+	for range 2 { // the second like changes nothing
+		if _, err := in.Like(ctx, &interactionv1.ReactRequest{UserId: 1, TargetId: 42}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := in.GetCounts(ctx, &interactionv1.GetCountsRequest{TargetIds: []int64{42}})
+	if err != nil || got.GetCounts()[42].GetLikes() != 1 {
+		t.Fatalf("GetCounts = %v, %v; want 1 like, seen at once", got, err)
 	}
 }
