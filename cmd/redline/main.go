@@ -30,8 +30,8 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "redline",
 		Short: "Redline: a Go microservice kit with HA built in, SRE tooling, and full-chain stress and chaos",
-		Long: `Redline runs a RedNote-like backend (user, note, a BFF gateway and a quota service)
-on its kit, with its HA suite on every server and client.
+		Long: `Redline runs a RedNote-like backend (user, note, interaction, inventory, a quota
+service and a BFF gateway) on its kit, with its HA suite on every server and client.
 
   redline up              all services in one process, on embedded stores
   redline serve SERVICE   one service per process, found through etcd

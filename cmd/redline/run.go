@@ -99,9 +99,9 @@ func newUp() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run every demo service in one process on embedded stores",
-		Long: `up runs the quota service, user, note and the BFF in one process. Each service
-listens on its own loopback port and they call each other over real gRPC, found through
-the in-memory registry. Data lives in SQLite files under --data-dir. Ctrl-C stops
+		Long: `up runs every service (quota, user, note, interaction, inventory, bff) in one
+process. Each service listens on its own loopback port and they call each other over
+real gRPC, found through the in-memory registry. Data lives in SQLite files under --data-dir. Ctrl-C stops
 gracefully: readiness turns false, in-flight requests finish, then the servers stop.`,
 		Args: cobra.NoArgs,
 	}
@@ -118,7 +118,7 @@ gracefully: readiness turns false, in-flight requests finish, then the servers s
 func newServe() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:       "serve SERVICE",
-		Short:     "Run one service in this process (quota, user, note or bff)",
+		Short:     "Run one service in this process (" + strings.Join(stack.Services, ", ") + ")",
 		ValidArgs: stack.Services,
 		Long: `serve runs one service, registered in --registry so the others find it. Run
 the user and note services first or in any order; the BFF's /readyz reports which
