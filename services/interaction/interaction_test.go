@@ -2,9 +2,6 @@ package interaction_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
 	"github.com/redline-dev/redline/ha/clock"
 	"github.com/redline-dev/redline/kit/data/sqldb"
+	"github.com/redline-dev/redline/kit/data/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/services/interaction"
 	"github.com/redline-dev/redline/services/interaction/internal/biz"
@@ -23,8 +21,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-const postgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // engines returns the databases the suite runs on: in-memory SQLite, and real PostgreSQL in
 // a schema of the test's own, dropped at cleanup, unless REDLINE_SKIP_INTEGRATION=1.
@@ -39,29 +35,7 @@ func engines() map[string]func(t *testing.T) *sqldb.DB {
 			return db
 		},
 		"postgres": func(t *testing.T) *sqldb.DB {
-			if os.Getenv("REDLINE_SKIP_INTEGRATION") == "1" {
-				t.Skip("REDLINE_SKIP_INTEGRATION=1")
-			}
-			ctx := context.Background()
-			var rnd [6]byte
-			_, _ = rand.Read(rnd[:])
-			schema := "interaction_" + hex.EncodeToString(rnd[:])
-			db, err := sqldb.Open(ctx, postgresURL, sqldb.WithSchema(schema))
-			if err != nil {
-				t.Fatalf("PostgreSQL at %s: %v (run scripts/services.sh or set REDLINE_SKIP_INTEGRATION=1)", postgresURL, err)
-			}
-			t.Cleanup(func() {
-				db.Close()
-				admin, err := sqldb.Open(ctx, postgresURL)
-				if err != nil {
-					t.Errorf("drop schema %s: %v", schema, err)
-					return
-				}
-				defer admin.Close()
-				if _, err := admin.ExecContext(ctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`); err != nil {
-					t.Errorf("drop schema %s: %v", schema, err)
-				}
-			})
+			db, _ := sqldbtest.Postgres(t, "interaction")
 			return db
 		},
 	}

@@ -1,10 +1,6 @@
 package inventory_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -16,14 +12,13 @@ import (
 
 	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	"github.com/redline-dev/redline/kit/data/sqldb"
+	"github.com/redline-dev/redline/kit/data/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/id"
 	"github.com/redline-dev/redline/services/inventory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-const postgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 type backend struct {
 	name string
@@ -49,23 +44,8 @@ func open(t *testing.T, dsn string, opts ...sqldb.Option) *sqldb.DB {
 // openPostgres opens real PostgreSQL in a schema of this test's own, dropped at cleanup.
 func openPostgres(t *testing.T) *sqldb.DB {
 	t.Helper()
-	if os.Getenv("REDLINE_SKIP_INTEGRATION") == "1" {
-		t.Skip("REDLINE_SKIP_INTEGRATION=1")
-	}
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	schema := "inventory_" + hex.EncodeToString(rnd[:])
-	admin, err := sqldb.Open(t.Context(), postgresURL)
-	if err != nil {
-		t.Fatalf("PostgreSQL at %s: %v (run scripts/services.sh, or set REDLINE_SKIP_INTEGRATION=1)", postgresURL, err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.ExecContext(context.Background(), `DROP SCHEMA IF EXISTS `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return open(t, postgresURL, sqldb.WithSchema(schema))
+	db, _ := sqldbtest.Postgres(t, "inventory")
+	return db
 }
 
 func newService(t *testing.T, db *sqldb.DB) inventoryv1.InventoryServer {

@@ -17,7 +17,7 @@ import (
 	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
 	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	"github.com/redline-dev/redline/ha/quota"
-	"github.com/redline-dev/redline/kit/data/sqldb"
+	"github.com/redline-dev/redline/kit/data/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/kit/errs"
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 	"github.com/redline-dev/redline/services/stack"
@@ -26,10 +26,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const (
-	postgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	redisURL    = "redis://127.0.0.1:6379/0"
-)
+const redisURL = "redis://127.0.0.1:6379/0"
 
 // TestOnPostgresAndRedis runs the walk-through with both services on real PostgreSQL (each
 // in a schema of this test's own) and profiles cached in real Redis (under this test's own
@@ -39,18 +36,12 @@ func TestOnPostgresAndRedis(t *testing.T) {
 		t.Skip("REDLINE_SKIP_INTEGRATION=1")
 	}
 	ctx := context.Background()
+	postgresURL := sqldbtest.PostgresURL()
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	suffix := "stack_" + hex.EncodeToString(rnd[:])
-	userSchema, noteSchema := "u_"+suffix, "n_"+suffix
-	for _, schema := range []string{userSchema, noteSchema} {
-		db, err := sqldb.Open(ctx, postgresURL, sqldb.WithSchema(schema))
-		if err != nil {
-			t.Fatalf("PostgreSQL at %s: %v (run scripts/services.sh)", postgresURL, err)
-		}
-		db.Close()
-		t.Cleanup(func() { dropSchema(t, schema) })
-	}
+	_, userSchema := sqldbtest.Postgres(t, "u")
+	_, noteSchema := sqldbtest.Postgres(t, "n")
 	prefix := "test:" + suffix + ":"
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	defer rdb.Close()
@@ -88,7 +79,7 @@ func TestOnPostgresAndRedis(t *testing.T) {
 
 func assertRows(t *testing.T, schema, table string, want int) {
 	t.Helper()
-	db, err := sql.Open("pgx", postgresURL)
+	db, err := sql.Open("pgx", sqldbtest.PostgresURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,18 +87,6 @@ func assertRows(t *testing.T, schema, table string, want int) {
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM "` + schema + `".` + table).Scan(&n); err != nil || n != want {
 		t.Fatalf("%s.%s has %d rows (%v); want %d", schema, table, n, err, want)
-	}
-}
-
-func dropSchema(t *testing.T, schema string) {
-	db, err := sql.Open("pgx", postgresURL)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer db.Close()
-	if _, err := db.Exec(`DROP SCHEMA IF EXISTS "` + schema + `" CASCADE`); err != nil {
-		t.Errorf("drop schema %s: %v", schema, err)
 	}
 }
 
