@@ -127,3 +127,13 @@ func dollarTag(s string) (string, bool) {
 func isIdentByte(c byte) bool {
 	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
+
+// In returns the placeholders and arguments of an IN (...) list: In([]int64{4, 5}) is
+// "?, ?" and [4 5]. An empty list gives "" — callers check for it, since IN () is not SQL.
+func In[T any](vals []T) (marks string, args []any) {
+	args = make([]any, len(vals))
+	for i, v := range vals {
+		args[i] = v
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", "), args
+}

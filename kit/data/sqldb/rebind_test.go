@@ -97,3 +97,13 @@ func FuzzRebind(f *testing.F) {
 		}
 	})
 }
+
+func TestIn(t *testing.T) {
+	marks, args := In([]int64{4, 5, 6})
+	if marks != "?, ?, ?" || len(args) != 3 || args[2] != int64(6) {
+		t.Fatalf("In = %q %v; want three marks and the values", marks, args)
+	}
+	if marks, args := In([]string{}); marks != "" || len(args) != 0 {
+		t.Fatalf("In(empty) = %q %v", marks, args)
+	}
+}

@@ -57,10 +57,10 @@ func (r *Repo) React(ctx context.Context, kind biz.Kind, user, target int64, on 
 
 // ViewerStates implements biz.Repo with one query over both tables.
 func (r *Repo) ViewerStates(ctx context.Context, user int64, targets []int64) (map[int64]biz.ViewerState, error) {
-	in := placeholders(len(targets))
+	in, targetArgs := sqldb.In(targets)
 	args := make([]any, 0, 2*len(targets)+2)
-	args = append(append(args, user), ids(targets)...)
-	args = append(append(args, user), ids(targets)...)
+	args = append(append(args, user), targetArgs...)
+	args = append(append(args, user), targetArgs...)
 	rows, err := r.db.QueryContext(ctx, `SELECT target_id, 1 FROM likes WHERE user_id = ? AND target_id IN (`+in+`)
 		UNION ALL SELECT target_id, 2 FROM collects WHERE user_id = ? AND target_id IN (`+in+`)`, args...)
 	if err != nil {
@@ -90,8 +90,9 @@ func (r *Repo) ViewerStates(ctx context.Context, user int64, targets []int64) (m
 
 // Counts implements biz.CounterStore.
 func (r *Repo) Counts(ctx context.Context, targets []int64) (map[int64]biz.Counts, error) {
+	marks, args := sqldb.In(targets)
 	rows, err := r.db.QueryContext(ctx, `SELECT target_id, likes, collects, comments, views FROM counters
-		WHERE target_id IN (`+placeholders(len(targets))+`)`, ids(targets)...)
+		WHERE target_id IN (`+marks+`)`, args...)
 	if err != nil {
 		return nil, errs.Internal(fmt.Errorf("counts: %w", err))
 	}
@@ -155,16 +156,4 @@ func (r *Repo) AddCounts(ctx context.Context, deltas map[int64]biz.Counts) error
 		return errs.Internal(err)
 	}
 	return nil
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
-func ids(targets []int64) []any {
-	out := make([]any, len(targets))
-	for i, t := range targets {
-		out[i] = t
-	}
-	return out
 }

@@ -12,7 +12,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redline-dev/redline/kit/data/sqldb"
@@ -51,11 +50,7 @@ func (r *Repo) SetStock(ctx context.Context, sku, available int64) (biz.Stock, e
 
 // GetStock implements biz.Repo.
 func (r *Repo) GetStock(ctx context.Context, skus []int64) ([]biz.Stock, error) {
-	args := make([]any, len(skus))
-	for i, s := range skus {
-		args[i] = s
-	}
-	marks := strings.TrimSuffix(strings.Repeat("?, ", len(skus)), ", ")
+	marks, args := sqldb.In(skus)
 	rows, err := r.db.QueryContext(ctx, `SELECT sku_id, available, reserved FROM stock WHERE sku_id IN (`+marks+`)`, args...)
 	if err != nil {
 		return nil, errs.Internal(fmt.Errorf("get stock: %w", err))
