@@ -4,6 +4,7 @@
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -54,4 +55,20 @@ func (f *Fake) Set(t time.Time) {
 		f.now = t
 	}
 	f.mu.Unlock()
+}
+
+// Sleep waits d on the real clock, or until ctx ends, whichever is first; it returns
+// ctx's error in the second case. d ≤ 0 returns at once.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redline-dev/redline/ha/clock"
 )
 
 // DefaultGCAfter is how long a resource's Redis hash outlives its last write.
@@ -176,13 +178,5 @@ func decode(h map[string]string) (*ResourceState, error) {
 
 // sleepJitter waits a random time in [0, min(attempt+1, 20) × 200 µs), or until ctx ends.
 func sleepJitter(ctx context.Context, attempt int) error {
-	d := time.Duration(rand.Int64N(int64(min(attempt+1, 20)) * int64(200*time.Microsecond)))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return clock.Sleep(ctx, time.Duration(rand.Int64N(int64(min(attempt+1, 20))*int64(200*time.Microsecond))))
 }

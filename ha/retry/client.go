@@ -272,18 +272,3 @@ func (c call) hedged(ctx context.Context, delay time.Duration) (any, error) {
 		}
 	}
 }
-
-// timerSleep waits d or until ctx ends.
-func timerSleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

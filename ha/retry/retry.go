@@ -213,7 +213,7 @@ func New(opts ...Option) *Retrier {
 	o := &options{maxAttempts: DefaultMaxAttempts, base: DefaultBackoffBase, cap: DefaultBackoffMax,
 		ratio: DefaultBudgetRatio, floor: DefaultBudgetFloor, burst: DefaultBudgetBurst,
 		chainStop: true, quantile: DefaultHedgeQuantile, minDelay: DefaultHedgeMinDelay,
-		clock: clock.Real{}, sleep: timerSleep}
+		clock: clock.Real{}, sleep: clock.Sleep}
 	for _, opt := range opts {
 		opt(o)
 	}
