@@ -107,3 +107,41 @@ func TestUpdateProfileOverwritesTheCache(t *testing.T) {
 		t.Fatalf("empty display name = %v; want INVALID_DISPLAY_NAME", err)
 	}
 }
+
+func TestGetUsersBatch(t *testing.T) {
+	ctx := context.Background()
+	svc, db := newService(t)
+	var ids []int64
+	for _, name := range []string{"ann", "bob", "cat"} {
+		u, err := svc.Register(ctx, &userv1.RegisterRequest{Username: name, Password: "correct horse battery"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.GetId())
+	}
+	// bob's profile is cached with a name the database does not have: a batch read must
+	// take the cached one and read the other two from the database.
+	if _, err := svc.GetUser(ctx, &userv1.GetUserRequest{Id: ids[1]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE users SET display_name = 'changed' WHERE id = ?", ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.GetUsers(ctx, &userv1.GetUsersRequest{Ids: []int64{ids[2], 404, ids[1], ids[0], ids[2]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range got.GetUsers() {
+		names = append(names, u.GetUsername()+"/"+u.GetDisplayName())
+	}
+	if want := "cat/cat bob/bob ann/ann"; strings.Join(names, " ") != want {
+		t.Fatalf("GetUsers = %v; want %s (request order, missing left out, duplicates once, cache first)", names, want)
+	}
+	if _, err := svc.GetUsers(ctx, &userv1.GetUsersRequest{Ids: make([]int64, 101)}); errs.Reason(err) != "TOO_MANY_IDS" {
+		t.Fatalf("101 ids = %v; want TOO_MANY_IDS", err)
+	}
+	if r, err := svc.GetUsers(ctx, &userv1.GetUsersRequest{}); err != nil || len(r.GetUsers()) != 0 {
+		t.Fatalf("no ids = %v, %v; want an empty answer", r, err)
+	}
+}

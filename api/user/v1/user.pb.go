@@ -180,6 +180,94 @@ func (x *FollowReply) GetChanged() bool {
 	return false
 }
 
+type GetUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []int64                `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsersRequest) Reset() {
+	*x = GetUsersRequest{}
+	mi := &file_api_user_v1_user_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsersRequest) ProtoMessage() {}
+
+func (x *GetUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_user_v1_user_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsersRequest.ProtoReflect.Descriptor instead.
+func (*GetUsersRequest) Descriptor() ([]byte, []int) {
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetUsersRequest) GetIds() []int64 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type GetUsersReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*UserInfo            `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsersReply) Reset() {
+	*x = GetUsersReply{}
+	mi := &file_api_user_v1_user_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsersReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsersReply) ProtoMessage() {}
+
+func (x *GetUsersReply) ProtoReflect() protoreflect.Message {
+	mi := &file_api_user_v1_user_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsersReply.ProtoReflect.Descriptor instead.
+func (*GetUsersReply) Descriptor() ([]byte, []int) {
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetUsersReply) GetUsers() []*UserInfo {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
 type ListFollowsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -191,7 +279,7 @@ type ListFollowsRequest struct {
 
 func (x *ListFollowsRequest) Reset() {
 	*x = ListFollowsRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[3]
+	mi := &file_api_user_v1_user_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +291,7 @@ func (x *ListFollowsRequest) String() string {
 func (*ListFollowsRequest) ProtoMessage() {}
 
 func (x *ListFollowsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[3]
+	mi := &file_api_user_v1_user_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +304,7 @@ func (x *ListFollowsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFollowsRequest.ProtoReflect.Descriptor instead.
 func (*ListFollowsRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{3}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListFollowsRequest) GetUserId() int64 {
@@ -250,7 +338,7 @@ type ListFollowsReply struct {
 
 func (x *ListFollowsReply) Reset() {
 	*x = ListFollowsReply{}
-	mi := &file_api_user_v1_user_proto_msgTypes[4]
+	mi := &file_api_user_v1_user_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +350,7 @@ func (x *ListFollowsReply) String() string {
 func (*ListFollowsReply) ProtoMessage() {}
 
 func (x *ListFollowsReply) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[4]
+	mi := &file_api_user_v1_user_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +363,7 @@ func (x *ListFollowsReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFollowsReply.ProtoReflect.Descriptor instead.
 func (*ListFollowsReply) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{4}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListFollowsReply) GetUsers() []*UserInfo {
@@ -303,7 +391,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[5]
+	mi := &file_api_user_v1_user_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +403,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[5]
+	mi := &file_api_user_v1_user_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +416,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{5}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegisterRequest) GetUsername() string {
@@ -362,7 +450,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[6]
+	mi := &file_api_user_v1_user_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +462,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[6]
+	mi := &file_api_user_v1_user_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +475,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{6}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LoginRequest) GetUsername() string {
@@ -415,7 +503,7 @@ type LoginReply struct {
 
 func (x *LoginReply) Reset() {
 	*x = LoginReply{}
-	mi := &file_api_user_v1_user_proto_msgTypes[7]
+	mi := &file_api_user_v1_user_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +515,7 @@ func (x *LoginReply) String() string {
 func (*LoginReply) ProtoMessage() {}
 
 func (x *LoginReply) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[7]
+	mi := &file_api_user_v1_user_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +528,7 @@ func (x *LoginReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginReply.ProtoReflect.Descriptor instead.
 func (*LoginReply) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{7}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoginReply) GetToken() string {
@@ -473,7 +561,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_api_user_v1_user_proto_msgTypes[8]
+	mi := &file_api_user_v1_user_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +573,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[8]
+	mi := &file_api_user_v1_user_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +586,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{8}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetUserRequest) GetId() int64 {
@@ -521,7 +609,7 @@ type UserInfo struct {
 
 func (x *UserInfo) Reset() {
 	*x = UserInfo{}
-	mi := &file_api_user_v1_user_proto_msgTypes[9]
+	mi := &file_api_user_v1_user_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +621,7 @@ func (x *UserInfo) String() string {
 func (*UserInfo) ProtoMessage() {}
 
 func (x *UserInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_user_v1_user_proto_msgTypes[9]
+	mi := &file_api_user_v1_user_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +634,7 @@ func (x *UserInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserInfo.ProtoReflect.Descriptor instead.
 func (*UserInfo) Descriptor() ([]byte, []int) {
-	return file_api_user_v1_user_proto_rawDescGZIP(), []int{9}
+	return file_api_user_v1_user_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UserInfo) GetId() int64 {
@@ -601,7 +689,11 @@ const file_api_user_v1_user_proto_rawDesc = "" +
 	"\vfollowee_id\x18\x02 \x01(\x03R\n" +
 	"followeeId\"'\n" +
 	"\vFollowReply\x12\x18\n" +
-	"\achanged\x18\x01 \x01(\bR\achanged\"b\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"#\n" +
+	"\x0fGetUsersRequest\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\x03R\x03ids\"8\n" +
+	"\rGetUsersReply\x12'\n" +
+	"\x05users\x18\x01 \x03(\v2\x11.user.v1.UserInfoR\x05users\"b\n" +
 	"\x12ListFollowsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x16\n" +
@@ -629,11 +721,12 @@ const file_api_user_v1_user_proto_rawDesc = "" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x10\n" +
 	"\x03bio\x18\x04 \x01(\tR\x03bio\x12\"\n" +
-	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs2\xf2\x03\n" +
+	"\rcreated_at_ms\x18\x05 \x01(\x03R\vcreatedAtMs2\xb0\x04\n" +
 	"\x04User\x127\n" +
 	"\bRegister\x12\x18.user.v1.RegisterRequest\x1a\x11.user.v1.UserInfo\x123\n" +
 	"\x05Login\x12\x15.user.v1.LoginRequest\x1a\x13.user.v1.LoginReply\x125\n" +
-	"\aGetUser\x12\x17.user.v1.GetUserRequest\x1a\x11.user.v1.UserInfo\x12A\n" +
+	"\aGetUser\x12\x17.user.v1.GetUserRequest\x1a\x11.user.v1.UserInfo\x12<\n" +
+	"\bGetUsers\x12\x18.user.v1.GetUsersRequest\x1a\x16.user.v1.GetUsersReply\x12A\n" +
 	"\rUpdateProfile\x12\x1d.user.v1.UpdateProfileRequest\x1a\x11.user.v1.UserInfo\x126\n" +
 	"\x06Follow\x12\x16.user.v1.FollowRequest\x1a\x14.user.v1.FollowReply\x128\n" +
 	"\bUnfollow\x12\x16.user.v1.FollowRequest\x1a\x14.user.v1.FollowReply\x12G\n" +
@@ -652,43 +745,48 @@ func file_api_user_v1_user_proto_rawDescGZIP() []byte {
 	return file_api_user_v1_user_proto_rawDescData
 }
 
-var file_api_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_api_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_api_user_v1_user_proto_goTypes = []any{
 	(*UpdateProfileRequest)(nil), // 0: user.v1.UpdateProfileRequest
 	(*FollowRequest)(nil),        // 1: user.v1.FollowRequest
 	(*FollowReply)(nil),          // 2: user.v1.FollowReply
-	(*ListFollowsRequest)(nil),   // 3: user.v1.ListFollowsRequest
-	(*ListFollowsReply)(nil),     // 4: user.v1.ListFollowsReply
-	(*RegisterRequest)(nil),      // 5: user.v1.RegisterRequest
-	(*LoginRequest)(nil),         // 6: user.v1.LoginRequest
-	(*LoginReply)(nil),           // 7: user.v1.LoginReply
-	(*GetUserRequest)(nil),       // 8: user.v1.GetUserRequest
-	(*UserInfo)(nil),             // 9: user.v1.UserInfo
+	(*GetUsersRequest)(nil),      // 3: user.v1.GetUsersRequest
+	(*GetUsersReply)(nil),        // 4: user.v1.GetUsersReply
+	(*ListFollowsRequest)(nil),   // 5: user.v1.ListFollowsRequest
+	(*ListFollowsReply)(nil),     // 6: user.v1.ListFollowsReply
+	(*RegisterRequest)(nil),      // 7: user.v1.RegisterRequest
+	(*LoginRequest)(nil),         // 8: user.v1.LoginRequest
+	(*LoginReply)(nil),           // 9: user.v1.LoginReply
+	(*GetUserRequest)(nil),       // 10: user.v1.GetUserRequest
+	(*UserInfo)(nil),             // 11: user.v1.UserInfo
 }
 var file_api_user_v1_user_proto_depIdxs = []int32{
-	9,  // 0: user.v1.ListFollowsReply.users:type_name -> user.v1.UserInfo
-	9,  // 1: user.v1.LoginReply.user:type_name -> user.v1.UserInfo
-	5,  // 2: user.v1.User.Register:input_type -> user.v1.RegisterRequest
-	6,  // 3: user.v1.User.Login:input_type -> user.v1.LoginRequest
-	8,  // 4: user.v1.User.GetUser:input_type -> user.v1.GetUserRequest
-	0,  // 5: user.v1.User.UpdateProfile:input_type -> user.v1.UpdateProfileRequest
-	1,  // 6: user.v1.User.Follow:input_type -> user.v1.FollowRequest
-	1,  // 7: user.v1.User.Unfollow:input_type -> user.v1.FollowRequest
-	3,  // 8: user.v1.User.ListFollowers:input_type -> user.v1.ListFollowsRequest
-	3,  // 9: user.v1.User.ListFollowing:input_type -> user.v1.ListFollowsRequest
-	9,  // 10: user.v1.User.Register:output_type -> user.v1.UserInfo
-	7,  // 11: user.v1.User.Login:output_type -> user.v1.LoginReply
-	9,  // 12: user.v1.User.GetUser:output_type -> user.v1.UserInfo
-	9,  // 13: user.v1.User.UpdateProfile:output_type -> user.v1.UserInfo
-	2,  // 14: user.v1.User.Follow:output_type -> user.v1.FollowReply
-	2,  // 15: user.v1.User.Unfollow:output_type -> user.v1.FollowReply
-	4,  // 16: user.v1.User.ListFollowers:output_type -> user.v1.ListFollowsReply
-	4,  // 17: user.v1.User.ListFollowing:output_type -> user.v1.ListFollowsReply
-	10, // [10:18] is the sub-list for method output_type
-	2,  // [2:10] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	11, // 0: user.v1.GetUsersReply.users:type_name -> user.v1.UserInfo
+	11, // 1: user.v1.ListFollowsReply.users:type_name -> user.v1.UserInfo
+	11, // 2: user.v1.LoginReply.user:type_name -> user.v1.UserInfo
+	7,  // 3: user.v1.User.Register:input_type -> user.v1.RegisterRequest
+	8,  // 4: user.v1.User.Login:input_type -> user.v1.LoginRequest
+	10, // 5: user.v1.User.GetUser:input_type -> user.v1.GetUserRequest
+	3,  // 6: user.v1.User.GetUsers:input_type -> user.v1.GetUsersRequest
+	0,  // 7: user.v1.User.UpdateProfile:input_type -> user.v1.UpdateProfileRequest
+	1,  // 8: user.v1.User.Follow:input_type -> user.v1.FollowRequest
+	1,  // 9: user.v1.User.Unfollow:input_type -> user.v1.FollowRequest
+	5,  // 10: user.v1.User.ListFollowers:input_type -> user.v1.ListFollowsRequest
+	5,  // 11: user.v1.User.ListFollowing:input_type -> user.v1.ListFollowsRequest
+	11, // 12: user.v1.User.Register:output_type -> user.v1.UserInfo
+	9,  // 13: user.v1.User.Login:output_type -> user.v1.LoginReply
+	11, // 14: user.v1.User.GetUser:output_type -> user.v1.UserInfo
+	4,  // 15: user.v1.User.GetUsers:output_type -> user.v1.GetUsersReply
+	11, // 16: user.v1.User.UpdateProfile:output_type -> user.v1.UserInfo
+	2,  // 17: user.v1.User.Follow:output_type -> user.v1.FollowReply
+	2,  // 18: user.v1.User.Unfollow:output_type -> user.v1.FollowReply
+	6,  // 19: user.v1.User.ListFollowers:output_type -> user.v1.ListFollowsReply
+	6,  // 20: user.v1.User.ListFollowing:output_type -> user.v1.ListFollowsReply
+	12, // [12:21] is the sub-list for method output_type
+	3,  // [3:12] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_api_user_v1_user_proto_init() }
@@ -703,7 +801,7 @@ func file_api_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_user_v1_user_proto_rawDesc), len(file_api_user_v1_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	User_Register_FullMethodName      = "/user.v1.User/Register"
 	User_Login_FullMethodName         = "/user.v1.User/Login"
 	User_GetUser_FullMethodName       = "/user.v1.User/GetUser"
+	User_GetUsers_FullMethodName      = "/user.v1.User/GetUsers"
 	User_UpdateProfile_FullMethodName = "/user.v1.User/UpdateProfile"
 	User_Follow_FullMethodName        = "/user.v1.User/Follow"
 	User_Unfollow_FullMethodName      = "/user.v1.User/Unfollow"
@@ -41,6 +42,9 @@ type UserClient interface {
 	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginReply, error)
 	// GetUser returns a profile.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*UserInfo, error)
+	// GetUsers returns up to 100 profiles in one call, in request order; ids with no user are
+	// left out. INVALID_ARGUMENT TOO_MANY_IDS past 100. The BFF hydrates lists with it.
+	GetUsers(ctx context.Context, in *GetUsersRequest, opts ...grpc.CallOption) (*GetUsersReply, error)
 	// UpdateProfile changes the fields that are set.
 	UpdateProfile(ctx context.Context, in *UpdateProfileRequest, opts ...grpc.CallOption) (*UserInfo, error)
 	// Follow makes follower follow followee. Following twice is not an error.
@@ -85,6 +89,16 @@ func (c *userClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UserInfo)
 	err := c.cc.Invoke(ctx, User_GetUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userClient) GetUsers(ctx context.Context, in *GetUsersRequest, opts ...grpc.CallOption) (*GetUsersReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUsersReply)
+	err := c.cc.Invoke(ctx, User_GetUsers_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +165,9 @@ type UserServer interface {
 	Login(context.Context, *LoginRequest) (*LoginReply, error)
 	// GetUser returns a profile.
 	GetUser(context.Context, *GetUserRequest) (*UserInfo, error)
+	// GetUsers returns up to 100 profiles in one call, in request order; ids with no user are
+	// left out. INVALID_ARGUMENT TOO_MANY_IDS past 100. The BFF hydrates lists with it.
+	GetUsers(context.Context, *GetUsersRequest) (*GetUsersReply, error)
 	// UpdateProfile changes the fields that are set.
 	UpdateProfile(context.Context, *UpdateProfileRequest) (*UserInfo, error)
 	// Follow makes follower follow followee. Following twice is not an error.
@@ -179,6 +196,9 @@ func (UnimplementedUserServer) Login(context.Context, *LoginRequest) (*LoginRepl
 }
 func (UnimplementedUserServer) GetUser(context.Context, *GetUserRequest) (*UserInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
+}
+func (UnimplementedUserServer) GetUsers(context.Context, *GetUsersRequest) (*GetUsersReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUsers not implemented")
 }
 func (UnimplementedUserServer) UpdateProfile(context.Context, *UpdateProfileRequest) (*UserInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateProfile not implemented")
@@ -266,6 +286,24 @@ func _User_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(UserServer).GetUser(ctx, req.(*GetUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _User_GetUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServer).GetUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: User_GetUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServer).GetUsers(ctx, req.(*GetUsersRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -378,6 +416,10 @@ var User_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUser",
 			Handler:    _User_GetUser_Handler,
+		},
+		{
+			MethodName: "GetUsers",
+			Handler:    _User_GetUsers_Handler,
 		},
 		{
 			MethodName: "UpdateProfile",

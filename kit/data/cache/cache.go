@@ -26,6 +26,9 @@ var (
 type Cache interface {
 	// Get returns the value of key, or ErrNotFound when it is absent or expired.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// MGet returns the values of keys in one round trip, in key order, with nil for a key
+	// that is absent or expired. Batch reads (a page of profiles) use it.
+	MGet(ctx context.Context, keys ...string) ([][]byte, error)
 	// Set stores val under key, replacing any value and its ttl.
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
 	// SetNX stores val under key only if key is absent, and reports whether it did. Cache-aside

@@ -231,6 +231,17 @@ func TestContract(t *testing.T) {
 			mustSetNX(t, e.c, "k", []byte("new"), 0, true)
 			mustGet(t, e.c, "k", []byte("new"))
 		}},
+		{"mget", func(t *testing.T, e env) {
+			mustSet(t, e.c, "a", []byte("1"), 0)
+			mustSet(t, e.c, "c", []byte("3"), 0)
+			got, err := e.c.MGet(t.Context(), "a", "b", "c")
+			if err != nil || len(got) != 3 || string(got[0]) != "1" || got[1] != nil || string(got[2]) != "3" {
+				t.Fatalf("MGet(a, b, c) = %q, %v; want [1 nil 3]", got, err)
+			}
+			if got, err := e.c.MGet(t.Context()); err != nil || len(got) != 0 {
+				t.Fatalf("MGet() = %q, %v; want nothing", got, err)
+			}
+		}},
 		{"ping", func(t *testing.T, e env) {
 			if err := e.c.Ping(t.Context()); err != nil {
 				t.Fatalf("Ping() = %v", err)

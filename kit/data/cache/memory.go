@@ -3,6 +3,7 @@ package cache
 import (
 	"container/list"
 	"context"
+	"errors"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,21 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 	}
 	s.lru.MoveToFront(el)
 	return clone(e.val), nil
+}
+
+// MGet implements Cache.
+func (m *Memory) MGet(ctx context.Context, keys ...string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, err := m.Get(ctx, k)
+		switch {
+		case err == nil:
+			out[i] = v
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Set implements Cache.

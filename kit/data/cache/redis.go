@@ -46,6 +46,28 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	return v, nil
 }
 
+// MGet implements Cache.
+func (r *Redis) MGet(ctx context.Context, keys ...string) ([][]byte, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = r.prefix + k
+	}
+	vals, err := r.client.MGet(ctx, full...).Result()
+	if err != nil {
+		return nil, r.wrap("mget", keys[0], err)
+	}
+	out := make([][]byte, len(keys))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[i] = []byte(s)
+		}
+	}
+	return out, nil
+}
+
 // Set implements Cache.
 func (r *Redis) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
 	if err := r.client.Set(ctx, r.prefix+key, val, ttlArg(ttl)).Err(); err != nil {

@@ -34,6 +34,8 @@ type Repo interface {
 	ByUsername(ctx context.Context, username string) (*User, error)
 	// ByID returns the user with the id; ErrNotFound when absent.
 	ByID(ctx context.Context, id int64) (*User, error)
+	// ByIDs returns the users with the ids that exist, in ids order.
+	ByIDs(ctx context.Context, ids []int64) ([]*User, error)
 	// UpdateProfile stores u's display name and bio.
 	UpdateProfile(ctx context.Context, u *User) error
 }
@@ -132,6 +134,30 @@ func (uc *Usecase) Get(ctx context.Context, id int64) (*User, error) {
 		return nil, ErrNotFound
 	}
 	return uc.repo.ByID(ctx, id)
+}
+
+// MaxBatch is the most ids GetMany takes.
+const MaxBatch = 100
+
+var errTooManyIDs = errs.InvalidArgument("TOO_MANY_IDS", "ask for at most %d users at once", MaxBatch)
+
+// GetMany returns the profiles of the ids that exist, in ids order, each once.
+func (uc *Usecase) GetMany(ctx context.Context, ids []int64) ([]*User, error) {
+	if len(ids) > MaxBatch {
+		return nil, errTooManyIDs
+	}
+	seen := make(map[int64]bool, len(ids))
+	uniq := ids[:0:0]
+	for _, id := range ids {
+		if id > 0 && !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+		}
+	}
+	if len(uniq) == 0 {
+		return nil, nil
+	}
+	return uc.repo.ByIDs(ctx, uniq)
 }
 
 // UpdateProfile changes the display name and bio that are given (nil keeps the old one).

@@ -112,6 +112,55 @@ func (r *Repo) ByID(ctx context.Context, id int64) (*biz.User, error) {
 	return fromCached(v.(cachedProfile)), nil
 }
 
+// ByIDs implements biz.Repo: one cache round trip for all ids, one query for the misses,
+// and set-if-absent fills for what the query found.
+func (r *Repo) ByIDs(ctx context.Context, ids []int64) ([]*biz.User, error) {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = profileKey(id)
+	}
+	found := make(map[int64]*biz.User, len(ids))
+	var missing []int64
+	vals, err := r.cache.MGet(ctx, keys...)
+	for i, id := range ids {
+		var p cachedProfile
+		if err == nil && vals[i] != nil && json.Unmarshal(vals[i], &p) == nil {
+			found[id] = fromCached(p)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		marks, args := sqldb.In(missing)
+		rows, err := r.db.QueryContext(ctx, `SELECT `+cols+` FROM users WHERE id IN (`+marks+`)`, args...)
+		if err != nil {
+			return nil, errs.Internal(fmt.Errorf("select users: %w", err))
+		}
+		defer rows.Close()
+		for rows.Next() {
+			u, err := scan(rows)
+			if err != nil {
+				return nil, err
+			}
+			p := cachedProfile{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Bio: u.Bio, CreatedAt: u.CreatedAt.UnixMilli()}
+			if b, err := json.Marshal(p); err == nil {
+				_, _ = r.cache.SetNX(ctx, profileKey(u.ID), b, ProfileTTL)
+			}
+			found[u.ID] = fromCached(p)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, errs.Internal(fmt.Errorf("select users: %w", err))
+		}
+	}
+	out := make([]*biz.User, 0, len(found))
+	for _, id := range ids {
+		if u, ok := found[id]; ok {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 // UpdateProfile implements biz.Repo: the row first, then the cache is overwritten with the
 // new profile, so the next read sees it without a database trip. If the cache write fails
 // the stale entry is deleted; if that fails too, ProfileTTL bounds the staleness.

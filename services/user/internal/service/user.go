@@ -49,6 +49,19 @@ func (s *Service) GetUser(ctx context.Context, in *userv1.GetUserRequest) (*user
 	return toPB(u), nil
 }
 
+// GetUsers implements userv1.UserServer.
+func (s *Service) GetUsers(ctx context.Context, in *userv1.GetUsersRequest) (*userv1.GetUsersReply, error) {
+	users, err := s.uc.GetMany(ctx, in.GetIds())
+	if err != nil {
+		return nil, err
+	}
+	out := &userv1.GetUsersReply{Users: make([]*userv1.UserInfo, len(users))}
+	for i, u := range users {
+		out.Users[i] = toPB(u)
+	}
+	return out, nil
+}
+
 // Follow implements userv1.UserServer.
 func (s *Service) Follow(ctx context.Context, in *userv1.FollowRequest) (*userv1.FollowReply, error) {
 	changed, err := s.uc.Follow(ctx, in.GetFollowerId(), in.GetFolloweeId())
