@@ -105,16 +105,27 @@ func Subject(ctx context.Context) (int64, bool) {
 
 // Require is a server middleware that refuses requests without a valid bearer token and
 // puts the token's subject in the ctx of the rest.
-func Require(s *Signer) middleware.Middleware {
+func Require(s *Signer) middleware.Middleware { return check(s, true) }
+
+// Optional is a server middleware for routes that anyone may call but that answer more to a
+// signed-in caller (a feed with the viewer's likes): no Authorization header passes as
+// anonymous, a valid token puts its subject in ctx, and a bad or expired token is refused, so
+// a client learns its session ended rather than silently seeing less.
+func Optional(s *Signer) middleware.Middleware { return check(s, false) }
+
+func check(s *Signer, required bool) middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			info := middleware.FromContext(ctx)
-			if info == nil || info.Header == nil {
-				return nil, ErrMissing
+			var h string
+			if info != nil && info.Header != nil {
+				h = info.Header.Get("Authorization")
 			}
-			h := info.Header.Get("Authorization")
 			if h == "" {
-				return nil, ErrMissing
+				if required {
+					return nil, ErrMissing
+				}
+				return next(ctx, req)
 			}
 			tok, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok {

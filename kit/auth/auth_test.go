@@ -1,12 +1,16 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redline-dev/redline/kit/middleware"
 )
 
 func TestSignVerify(t *testing.T) {
@@ -56,4 +60,44 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Verify(%q) = %v; want one of the auth errors", token, err)
 		}
 	})
+}
+
+func TestRequireAndOptional(t *testing.T) {
+	s, _ := NewSigner(strings.Repeat("k", 32), nil)
+	tok, _ := s.Sign(42, time.Hour)
+	var seen int64
+	next := func(ctx context.Context, _ any) (any, error) {
+		seen, _ = Subject(ctx)
+		return nil, nil
+	}
+	call := func(m middleware.Middleware, authz string) error {
+		seen = 0
+		h := http.Header{}
+		if authz != "" {
+			h.Set("Authorization", authz)
+		}
+		ctx := middleware.NewContext(context.Background(), &middleware.Info{Header: h})
+		_, err := m(next)(ctx, nil)
+		return err
+	}
+	for _, tc := range []struct {
+		name     string
+		m        middleware.Middleware
+		authz    string
+		wantErr  error
+		wantSeen int64
+	}{
+		{"require ok", Require(s), "Bearer " + tok, nil, 42},
+		{"require missing", Require(s), "", ErrMissing, 0},
+		{"require bad", Require(s), "Bearer v1.1.1.x", ErrInvalid, 0},
+		{"optional anonymous", Optional(s), "", nil, 0},
+		{"optional ok", Optional(s), "Bearer " + tok, nil, 42},
+		{"optional bad token refused", Optional(s), "Bearer v1.1.1.x", ErrInvalid, 0},
+		{"optional not bearer", Optional(s), "Basic abc", ErrInvalid, 0},
+	} {
+		err := call(tc.m, tc.authz)
+		if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) || seen != tc.wantSeen {
+			t.Errorf("%s: err %v subject %d; want %v and %d", tc.name, err, seen, tc.wantErr, tc.wantSeen)
+		}
+	}
 }

@@ -1,10 +1,9 @@
 // Package bff wires the backend-for-frontend: the public JSON API under /v1, with token
-// auth, edge validation and cursor pagination, over the user and note services.
+// auth, edge validation, cursor pagination and note cards aggregated from the domain
+// services with batched calls, degrading part by part when a dependency fails.
 package bff
 
 import (
-	notev1 "github.com/redline-dev/redline/api/note/v1"
-	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/kit/auth"
 	"github.com/redline-dev/redline/kit/middleware"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
@@ -14,8 +13,11 @@ import (
 // Name is the service's name in metrics.
 const Name = "bff"
 
+// Clients are the downstream services the BFF calls; see service.Clients.
+type Clients = service.Clients
+
 // Register adds the /v1 routes to s. after runs on every route after its own middleware
 // (after authentication), for limits that need to know the caller, such as quota.
-func Register(s *kithttp.Server, users userv1.UserClient, notes notev1.NoteClient, signer *auth.Signer, after ...middleware.Middleware) {
-	service.New(users, notes, signer).Register(s, after...)
+func Register(s *kithttp.Server, c Clients, signer *auth.Signer, after ...middleware.Middleware) {
+	service.New(c, signer).Register(s, after...)
 }

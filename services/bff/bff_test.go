@@ -229,7 +229,7 @@ func TestEdgeBudgetCutsASlowBackend(t *testing.T) {
 	signer, _ := auth.NewSigner(strings.Repeat("k", 32), nil)
 	edge := kithttp.NewServer("bff", kithttp.Logger(log.Discard()), kithttp.Edge(),
 		kithttp.Deadline(middleware.DeadlineConfig{Default: 50 * time.Millisecond, Margin: time.Millisecond}))
-	bff.Register(edge, userv1.NewUserClient(conn), notev1.NewNoteClient(conn), signer)
+	bff.Register(edge, bff.Clients{Users: userv1.NewUserClient(conn), Notes: notev1.NewNoteClient(conn)}, signer)
 	if err := edge.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

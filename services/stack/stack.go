@@ -225,7 +225,12 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 				kithttp.MaxBody(cfg.BFF.MaxBody),
 				kithttp.Deadline(middleware.DeadlineConfig{Default: cfg.Timeouts.Edge, Margin: cfg.Timeouts.Margin,
 					Operations: cfg.Timeouts.budgets(nil)}))
-			bff.Register(s.bff, userv1.NewUserClient(users), notev1.NewNoteClient(notes), signer, quota.Server(qc, cfg.Quota.Routes))
+			interactions, err := s.client(interaction.Name)
+			if err != nil {
+				return nil, err
+			}
+			bff.Register(s.bff, bff.Clients{Users: userv1.NewUserClient(users), Notes: notev1.NewNoteClient(notes),
+				Interactions: interactionv1.NewInteractionClient(interactions)}, signer, quota.Server(qc, cfg.Quota.Routes))
 			s.components = append(s.components, s.bff)
 		}
 	}
