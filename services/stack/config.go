@@ -36,7 +36,15 @@ type Config struct {
 	// Cache is "memory:" or "redis://host:port/db".
 	Cache string `koanf:"cache"`
 	// CachePrefix starts every cache key, so deployments (or tests) can share one Redis.
-	CachePrefix string         `koanf:"cache_prefix"`
+	CachePrefix string `koanf:"cache_prefix"`
+	// Queue carries domain events and queued writes: "embedded" (a NATS server with
+	// JetStream inside this process, storing under data_dir; one process only) or
+	// "nats://host:port".
+	Queue string `koanf:"queue"`
+	// QueuePrefix starts every subject and QueueStream names the JetStream stream, so
+	// deployments (or tests) can share one NATS.
+	QueuePrefix string         `koanf:"queue_prefix"`
+	QueueStream string         `koanf:"queue_stream"`
 	Auth        AuthConfig     `koanf:"auth"`
 	Timeouts    TimeoutsConfig `koanf:"timeouts"`
 	BFF         BFFConfig      `koanf:"bff"`
@@ -154,6 +162,9 @@ func Default() *Config {
 		RegistryPrefix: "/redline/registry/",
 		RegistryTTL:    10 * time.Second,
 		Cache:          "memory:",
+		Queue:          "embedded",
+		QueuePrefix:    "redline",
+		QueueStream:    "REDLINE",
 		Auth:           AuthConfig{TokenTTL: 24 * time.Hour},
 		Timeouts:       TimeoutsConfig{Edge: time.Second, Internal: 100 * time.Millisecond, Margin: 2 * time.Millisecond},
 		BFF:            BFFConfig{Addr: "127.0.0.1:8080", MaxBody: 1 << 20},
@@ -188,6 +199,7 @@ func (c *Config) Validate() error {
 	check(c.Registry == "memory" || strings.HasPrefix(c.Registry, "etcd://"), "registry %q: want memory or etcd://host:port", c.Registry)
 	check(c.RegistryTTL >= 2*time.Second, "registry_ttl %v: etcd leases last at least 2s", c.RegistryTTL)
 	check(c.Cache == "memory:" || strings.HasPrefix(c.Cache, "redis://"), "cache %q: want memory: or redis://host:port", c.Cache)
+	check(c.Queue == "embedded" || strings.HasPrefix(c.Queue, "nats://"), "queue %q: want embedded or nats://host:port", c.Queue)
 	check(c.Auth.TokenKey == "" || len(c.Auth.TokenKey) >= auth.MinKeyLen, "auth.token_key: at least %d bytes", auth.MinKeyLen)
 	check(c.Timeouts.Edge > 0 && c.Timeouts.Internal > 0, "timeouts.edge and timeouts.internal must be positive")
 	check(c.Timeouts.Margin >= 0 && c.Timeouts.Margin < c.Timeouts.Internal, "timeouts.margin must be >= 0 and below timeouts.internal")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -26,7 +27,9 @@ import (
 	"github.com/redline-dev/redline/kit/admin"
 	"github.com/redline-dev/redline/kit/app"
 	"github.com/redline-dev/redline/kit/auth"
+	"github.com/redline-dev/redline/kit/conf"
 	"github.com/redline-dev/redline/kit/data/cache"
+	"github.com/redline-dev/redline/kit/data/mq"
 	"github.com/redline-dev/redline/kit/data/sqldb"
 	"github.com/redline-dev/redline/kit/middleware"
 	"github.com/redline-dev/redline/kit/registry"
@@ -70,6 +73,8 @@ type Stack struct {
 	quotaSvc    *quota.Service
 	quotaClient *quota.Client
 	slow        map[string]time.Duration // per-method budgets above timeouts.internal
+
+	queue mq.Queue // opened by the first service that needs it
 
 	components []app.Component
 }
@@ -277,6 +282,31 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 	s.components = append(s.components, app.Hook(name+" db", nil, func(context.Context) error { return db.Close() }))
 	s.Admin.AddCheck(name+" db", db.PingContext)
 	return db, nil
+}
+
+// openQueue returns the process's queue, opening it (and the embedded NATS server) on first
+// use. It is stopped after everything started later, so consumers and relays stop first.
+func (s *Stack) openQueue(ctx context.Context) (mq.Queue, error) {
+	if s.queue != nil {
+		return s.queue, nil
+	}
+	url := s.cfg.Queue
+	if url == "embedded" {
+		e, err := mq.StartEmbedded(filepath.Join(s.cfg.DataDir, "nats"))
+		if err != nil {
+			return nil, err
+		}
+		s.components = append(s.components, app.Hook("embedded nats", nil, func(context.Context) error { e.Close(); return nil }))
+		url = e.URL()
+	}
+	q, err := mq.Open(ctx, url, mq.WithSubjectPrefix(s.cfg.QueuePrefix), mq.WithStream(s.cfg.QueueStream))
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w (is NATS running? scripts/services.sh starts it)", conf.RedactURL(s.cfg.Queue), err)
+	}
+	s.components = append(s.components, app.Hook("queue", nil, func(context.Context) error { return q.Close() }))
+	s.Admin.AddCheck("queue", q.Ping)
+	s.queue = q
+	return q, nil
 }
 
 // serveGRPC adds a gRPC server for name and its registration, which is withdrawn before the
