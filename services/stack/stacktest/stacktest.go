@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/redline-dev/redline/kit/app"
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/services/stack"
@@ -150,4 +153,20 @@ func Session(t testing.TB, bff, username string) (bearer, userID string) {
 	}
 	r.JSON(t, &s)
 	return "Bearer " + s.Token, s.User.ID
+}
+
+// Conn dials a service of the stack directly over gRPC (no HA middleware), for tests that
+// drive a service's own API. It is closed when the test ends.
+func (r *Running) Conn(t testing.TB, service string) *grpc.ClientConn {
+	t.Helper()
+	addr := r.GRPCAddr(service)
+	if addr == "" {
+		t.Fatalf("stacktest: %s does not run in this stack", service)
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
 }
