@@ -235,3 +235,25 @@ func TestEdgeDropsSteeringHeaders(t *testing.T) {
 		}
 	}
 }
+
+type rawReq struct{ body []byte }
+
+func (r *rawReq) SetRaw(b []byte) { r.body = b }
+
+func TestRawBodyIsPassedAsIs(t *testing.T) {
+	s := NewServer("test", Logger(log.Discard()), MaxBody(16))
+	Route(s, "POST /hook", func(_ context.Context, in *rawReq) (*echoResp, error) {
+		return &echoResp{Name: string(in.body)}, nil
+	})
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	// Not JSON, with spacing a JSON decode would lose: the handler sees the exact bytes.
+	req, _ := http.NewRequest("POST", ts.URL+"/hook", strings.NewReader(`{ "a" :1}x`))
+	if status, _, raw := do(t, req); status != http.StatusCreated || !strings.Contains(string(raw), `"name":"{ \"a\" :1}x"`) {
+		t.Fatalf("POST raw = %d %s; want the exact body back", status, raw)
+	}
+	req, _ = http.NewRequest("POST", ts.URL+"/hook", strings.NewReader(strings.Repeat("a", 17)))
+	if status, body, raw := do(t, req); status != http.StatusBadRequest || body.Error.Reason != errs.ReasonBodyTooLarge {
+		t.Fatalf("POST oversized raw = %d %s; want 400 %s", status, raw, errs.ReasonBodyTooLarge)
+	}
+}

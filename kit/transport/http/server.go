@@ -130,6 +130,12 @@ type Binder interface {
 	Bind(r *http.Request) error
 }
 
+// Raw is implemented by request types that take the body as it came, undecoded: a webhook
+// whose signature covers the exact bytes. The body limit still applies.
+type Raw interface {
+	SetRaw(body []byte)
+}
+
 // Validator is implemented by request types that check themselves after decoding.
 type Validator interface {
 	Validate() error
@@ -152,7 +158,16 @@ func Route[Req, Resp any](s *Server, pattern string, fn func(ctx context.Context
 		r := raw.(*http.Request)
 		in := new(Req)
 		// A PUT may carry nothing but its path (PUT /v1/me/following/{id}).
-		if hasBody && !(method == http.MethodPut && r.ContentLength == 0) {
+		if raw, ok := any(in).(Raw); ok && hasBody {
+			b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+			switch {
+			case int64(len(b)) > maxBody:
+				return nil, errs.InvalidArgument(errs.ReasonBodyTooLarge, "request body is larger than %d bytes", maxBody)
+			case err != nil:
+				return nil, jsonError(err)
+			}
+			raw.SetRaw(b)
+		} else if hasBody && !(method == http.MethodPut && r.ContentLength == 0) {
 			if err := DecodeJSON(r.Body, maxBody, in); err != nil {
 				return nil, err
 			}
