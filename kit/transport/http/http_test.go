@@ -257,3 +257,18 @@ func TestRawBodyIsPassedAsIs(t *testing.T) {
 		t.Fatalf("POST oversized raw = %d %s; want 400 %s", status, raw, errs.ReasonBodyTooLarge)
 	}
 }
+
+type queued struct{}
+
+func (queued) Accepted() bool { return true }
+
+func TestAcceptedAnswers202(t *testing.T) {
+	s := NewServer("test", Logger(log.Discard()))
+	Route(s, "POST /queue", func(context.Context, *struct{}) (*queued, error) { return &queued{}, nil })
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	req, _ := http.NewRequest("POST", ts.URL+"/queue", strings.NewReader(`{}`))
+	if status, _, raw := do(t, req); status != http.StatusAccepted {
+		t.Fatalf("POST /queue = %d %s; want 202", status, raw)
+	}
+}

@@ -146,6 +146,12 @@ type Created interface {
 	Created() bool
 }
 
+// Accepted is implemented by responses that answer 202 instead of 200: the work is queued,
+// not done (a comment written through the queue).
+type Accepted interface {
+	Accepted() bool
+}
+
 // Route registers a JSON route. The request body (for methods that have one) is decoded
 // strictly into Req, then Bind and Validate run if Req implements them, then fn. ms run
 // after the server's chain, for this route only. On an HTTP server the middleware see the
@@ -186,6 +192,8 @@ func Route[Req, Resp any](s *Server, pattern string, fn func(ctx context.Context
 		if err == nil {
 			if c, ok := any(out).(Created); ok && c.Created() {
 				middleware.FromContext(ctx).Status = http.StatusCreated
+			} else if a, ok := any(out).(Accepted); ok && a.Accepted() {
+				middleware.FromContext(ctx).Status = http.StatusAccepted
 			}
 		}
 		return out, err
