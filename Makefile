@@ -43,7 +43,11 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzVerify:./kit/auth FuzzDecodeCursor:./services/note/internal/biz FuzzLoadYAML:./kit/conf \
 	FuzzRebind:./kit/data/sqldb FuzzGetCapacity:./ha/quota FuzzConfig:./ha/quota \
 	FuzzDecode:./kit/page FuzzValidateReserve:./services/inventory/internal/biz \
-	FuzzValidateTargets:./services/interaction/internal/biz
+	FuzzValidateTargets:./services/interaction/internal/biz \
+	FuzzValidate:./services/comment/internal/biz FuzzListCursors:./services/comment/internal/biz \
+	FuzzDecodeCommand:./services/comment/internal/biz FuzzDecodeCursor:./services/history/internal/biz \
+	FuzzValidateView:./services/history/internal/biz FuzzTokenize:./services/search/internal/biz \
+	FuzzParseQuery:./services/search/internal/biz FuzzParseEvent:./services/search/internal/service
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \
