@@ -31,10 +31,13 @@ type UpdateNoteRequest struct {
 	Title    *string `protobuf:"bytes,3,opt,name=title,proto3,oneof" json:"title,omitempty"`
 	Body     *string `protobuf:"bytes,4,opt,name=body,proto3,oneof" json:"body,omitempty"`
 	// set_tags and set_media say whether tags and media are replaced (an empty list clears).
-	SetTags       bool     `protobuf:"varint,5,opt,name=set_tags,json=setTags,proto3" json:"set_tags,omitempty"`
-	Tags          []string `protobuf:"bytes,6,rep,name=tags,proto3" json:"tags,omitempty"`
-	SetMedia      bool     `protobuf:"varint,7,opt,name=set_media,json=setMedia,proto3" json:"set_media,omitempty"`
-	Media         []string `protobuf:"bytes,8,rep,name=media,proto3" json:"media,omitempty"`
+	SetTags  bool     `protobuf:"varint,5,opt,name=set_tags,json=setTags,proto3" json:"set_tags,omitempty"`
+	Tags     []string `protobuf:"bytes,6,rep,name=tags,proto3" json:"tags,omitempty"`
+	SetMedia bool     `protobuf:"varint,7,opt,name=set_media,json=setMedia,proto3" json:"set_media,omitempty"`
+	Media    []string `protobuf:"bytes,8,rep,name=media,proto3" json:"media,omitempty"`
+	// set_product_ids says whether product_ids are replaced (an empty list clears).
+	SetProductIds bool    `protobuf:"varint,9,opt,name=set_product_ids,json=setProductIds,proto3" json:"set_product_ids,omitempty"`
+	ProductIds    []int64 `protobuf:"varint,10,rep,packed,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -121,6 +124,20 @@ func (x *UpdateNoteRequest) GetSetMedia() bool {
 func (x *UpdateNoteRequest) GetMedia() []string {
 	if x != nil {
 		return x.Media
+	}
+	return nil
+}
+
+func (x *UpdateNoteRequest) GetSetProductIds() bool {
+	if x != nil {
+		return x.SetProductIds
+	}
+	return false
+}
+
+func (x *UpdateNoteRequest) GetProductIds() []int64 {
+	if x != nil {
+		return x.ProductIds
 	}
 	return nil
 }
@@ -289,8 +306,10 @@ type CreateNoteRequest struct {
 	Tags           []string               `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
 	Media          []string               `protobuf:"bytes,5,rep,name=media,proto3" json:"media,omitempty"`
 	IdempotencyKey string                 `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// product_ids links up to 20 products (each id > 0; repeats are kept once).
+	ProductIds    []int64 `protobuf:"varint,7,rep,packed,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateNoteRequest) Reset() {
@@ -363,6 +382,13 @@ func (x *CreateNoteRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *CreateNoteRequest) GetProductIds() []int64 {
+	if x != nil {
+		return x.ProductIds
+	}
+	return nil
 }
 
 type GetNoteRequest struct {
@@ -531,6 +557,7 @@ type NoteInfo struct {
 	Tags          []string               `protobuf:"bytes,5,rep,name=tags,proto3" json:"tags,omitempty"`
 	Media         []string               `protobuf:"bytes,6,rep,name=media,proto3" json:"media,omitempty"`
 	CreatedAtMs   int64                  `protobuf:"varint,7,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
+	ProductIds    []int64                `protobuf:"varint,8,rep,packed,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -614,11 +641,18 @@ func (x *NoteInfo) GetCreatedAtMs() int64 {
 	return 0
 }
 
+func (x *NoteInfo) GetProductIds() []int64 {
+	if x != nil {
+		return x.ProductIds
+	}
+	return nil
+}
+
 var File_api_note_v1_note_proto protoreflect.FileDescriptor
 
 const file_api_note_v1_note_proto_rawDesc = "" +
 	"\n" +
-	"\x16api/note/v1/note.proto\x12\anote.v1\"\xe9\x01\n" +
+	"\x16api/note/v1/note.proto\x12\anote.v1\"\xb2\x02\n" +
 	"\x11UpdateNoteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
 	"\tauthor_id\x18\x02 \x01(\x03R\bauthorId\x12\x19\n" +
@@ -627,7 +661,11 @@ const file_api_note_v1_note_proto_rawDesc = "" +
 	"\bset_tags\x18\x05 \x01(\bR\asetTags\x12\x12\n" +
 	"\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1b\n" +
 	"\tset_media\x18\a \x01(\bR\bsetMedia\x12\x14\n" +
-	"\x05media\x18\b \x03(\tR\x05mediaB\b\n" +
+	"\x05media\x18\b \x03(\tR\x05media\x12&\n" +
+	"\x0fset_product_ids\x18\t \x01(\bR\rsetProductIds\x12\x1f\n" +
+	"\vproduct_ids\x18\n" +
+	" \x03(\x03R\n" +
+	"productIdsB\b\n" +
 	"\x06_titleB\a\n" +
 	"\x05_body\"@\n" +
 	"\x11DeleteNoteRequest\x12\x0e\n" +
@@ -638,14 +676,16 @@ const file_api_note_v1_note_proto_rawDesc = "" +
 	"\x10ListByTagRequest\x12\x10\n" +
 	"\x03tag\x18\x01 \x01(\tR\x03tag\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x16\n" +
-	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xad\x01\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\xce\x01\n" +
 	"\x11CreateNoteRequest\x12\x1b\n" +
 	"\tauthor_id\x18\x01 \x01(\x03R\bauthorId\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\tR\x04body\x12\x12\n" +
 	"\x04tags\x18\x04 \x03(\tR\x04tags\x12\x14\n" +
 	"\x05media\x18\x05 \x03(\tR\x05media\x12'\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\" \n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x1f\n" +
+	"\vproduct_ids\x18\a \x03(\x03R\n" +
+	"productIds\" \n" +
 	"\x0eGetNoteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"g\n" +
 	"\x13ListByAuthorRequest\x12\x1b\n" +
@@ -655,7 +695,7 @@ const file_api_note_v1_note_proto_rawDesc = "" +
 	"\x0eListNotesReply\x12'\n" +
 	"\x05notes\x18\x01 \x03(\v2\x11.note.v1.NoteInfoR\x05notes\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"\xaf\x01\n" +
+	"nextCursor\"\xd0\x01\n" +
 	"\bNoteInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1b\n" +
 	"\tauthor_id\x18\x02 \x01(\x03R\bauthorId\x12\x14\n" +
@@ -663,7 +703,9 @@ const file_api_note_v1_note_proto_rawDesc = "" +
 	"\x04body\x18\x04 \x01(\tR\x04body\x12\x12\n" +
 	"\x04tags\x18\x05 \x03(\tR\x04tags\x12\x14\n" +
 	"\x05media\x18\x06 \x03(\tR\x05media\x12\"\n" +
-	"\rcreated_at_ms\x18\a \x01(\x03R\vcreatedAtMs2\x83\x03\n" +
+	"\rcreated_at_ms\x18\a \x01(\x03R\vcreatedAtMs\x12\x1f\n" +
+	"\vproduct_ids\x18\b \x03(\x03R\n" +
+	"productIds2\x83\x03\n" +
 	"\x04Note\x12;\n" +
 	"\n" +
 	"CreateNote\x12\x1a.note.v1.CreateNoteRequest\x1a\x11.note.v1.NoteInfo\x125\n" +

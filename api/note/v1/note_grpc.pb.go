@@ -35,17 +35,25 @@ const (
 type NoteClient interface {
 	// CreateNote stores a note. A repeated idempotency_key from the same author returns the
 	// note created the first time.
+	// Errors: INVALID_AUTHOR, INVALID_TITLE, INVALID_BODY, TOO_MANY_TAGS, INVALID_TAG,
+	// TOO_MANY_MEDIA, INVALID_MEDIA, TOO_MANY_PRODUCTS, INVALID_PRODUCT,
+	// INVALID_IDEMPOTENCY_KEY (all INVALID_ARGUMENT). A created note is announced on the queue
+	// as a note.changed event (see services/event).
 	CreateNote(ctx context.Context, in *CreateNoteRequest, opts ...grpc.CallOption) (*NoteInfo, error)
-	// GetNote returns a note; NOT_FOUND when it does not exist.
+	// GetNote returns a note; NOTE_NOT_FOUND when it does not exist or was deleted.
 	GetNote(ctx context.Context, in *GetNoteRequest, opts ...grpc.CallOption) (*NoteInfo, error)
-	// ListByAuthor pages through an author's notes, newest first.
+	// ListByAuthor pages through an author's notes, newest first. BAD_CURSOR for a cursor
+	// this API did not make.
 	ListByAuthor(ctx context.Context, in *ListByAuthorRequest, opts ...grpc.CallOption) (*ListNotesReply, error)
-	// UpdateNote changes the fields that are set; only the author may.
+	// UpdateNote changes the fields that are set; only the author may (NOT_OWNER otherwise).
+	// NOTE_NOT_FOUND for a missing or deleted note; the result is validated like CreateNote,
+	// with the same reasons, and nothing is stored when it fails.
 	UpdateNote(ctx context.Context, in *UpdateNoteRequest, opts ...grpc.CallOption) (*NoteInfo, error)
-	// DeleteNote hides a note (soft delete); only the author may. Deleting twice is not an
-	// error.
+	// DeleteNote hides a note (soft delete); only the author may (NOT_OWNER). Deleting twice,
+	// or deleting a note that does not exist, is not an error: changed is false.
 	DeleteNote(ctx context.Context, in *DeleteNoteRequest, opts ...grpc.CallOption) (*DeleteNoteReply, error)
-	// ListByTag pages through the notes with a tag, newest first.
+	// ListByTag pages through the notes with a tag, newest first. INVALID_TAG for an empty
+	// or too long tag, BAD_CURSOR for a cursor this API did not make.
 	ListByTag(ctx context.Context, in *ListByTagRequest, opts ...grpc.CallOption) (*ListNotesReply, error)
 }
 
@@ -123,17 +131,25 @@ func (c *noteClient) ListByTag(ctx context.Context, in *ListByTagRequest, opts .
 type NoteServer interface {
 	// CreateNote stores a note. A repeated idempotency_key from the same author returns the
 	// note created the first time.
+	// Errors: INVALID_AUTHOR, INVALID_TITLE, INVALID_BODY, TOO_MANY_TAGS, INVALID_TAG,
+	// TOO_MANY_MEDIA, INVALID_MEDIA, TOO_MANY_PRODUCTS, INVALID_PRODUCT,
+	// INVALID_IDEMPOTENCY_KEY (all INVALID_ARGUMENT). A created note is announced on the queue
+	// as a note.changed event (see services/event).
 	CreateNote(context.Context, *CreateNoteRequest) (*NoteInfo, error)
-	// GetNote returns a note; NOT_FOUND when it does not exist.
+	// GetNote returns a note; NOTE_NOT_FOUND when it does not exist or was deleted.
 	GetNote(context.Context, *GetNoteRequest) (*NoteInfo, error)
-	// ListByAuthor pages through an author's notes, newest first.
+	// ListByAuthor pages through an author's notes, newest first. BAD_CURSOR for a cursor
+	// this API did not make.
 	ListByAuthor(context.Context, *ListByAuthorRequest) (*ListNotesReply, error)
-	// UpdateNote changes the fields that are set; only the author may.
+	// UpdateNote changes the fields that are set; only the author may (NOT_OWNER otherwise).
+	// NOTE_NOT_FOUND for a missing or deleted note; the result is validated like CreateNote,
+	// with the same reasons, and nothing is stored when it fails.
 	UpdateNote(context.Context, *UpdateNoteRequest) (*NoteInfo, error)
-	// DeleteNote hides a note (soft delete); only the author may. Deleting twice is not an
-	// error.
+	// DeleteNote hides a note (soft delete); only the author may (NOT_OWNER). Deleting twice,
+	// or deleting a note that does not exist, is not an error: changed is false.
 	DeleteNote(context.Context, *DeleteNoteRequest) (*DeleteNoteReply, error)
-	// ListByTag pages through the notes with a tag, newest first.
+	// ListByTag pages through the notes with a tag, newest first. INVALID_TAG for an empty
+	// or too long tag, BAD_CURSOR for a cursor this API did not make.
 	ListByTag(context.Context, *ListByTagRequest) (*ListNotesReply, error)
 	mustEmbedUnimplementedNoteServer()
 }

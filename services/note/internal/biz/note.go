@@ -1,14 +1,17 @@
 // Package biz holds the note service's rules: what a note may contain, idempotent
-// creation, and cursor pagination. It owns the repository interface that data implements.
+// creation, cursor pagination, and the relay that publishes the note events written to the
+// transactional outbox. It owns the repository interfaces that data implements.
 package biz
 
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/redline-dev/redline/ha/clock"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/id"
 	"github.com/redline-dev/redline/kit/page"
@@ -16,21 +19,27 @@ import (
 
 // Note is a post.
 type Note struct {
-	ID        int64
-	AuthorID  int64
-	Title     string
-	Body      string
-	Tags      []string
-	Media     []string
-	CreatedAt time.Time
+	ID       int64
+	AuthorID int64
+	Title    string
+	Body     string
+	Tags     []string
+	Media    []string
+	// ProductIDs are the linked products, in the author's order, without repeats.
+	ProductIDs []int64
+	CreatedAt  time.Time
 	// IdempotencyKey makes creation safe to repeat; "" for none.
 	IdempotencyKey string
+	// Version is the millisecond of the note's last change, strictly increasing per note: two
+	// changes in one millisecond get consecutive versions. Events carry it.
+	Version int64
 }
 
-// Repo stores notes.
+// Repo stores notes. When events are on, every change that stores something also writes
+// its event to the outbox in the same transaction.
 type Repo interface {
-	// Create stores n. If the author already created a note with the same idempotency
-	// key, it stores nothing and returns that note.
+	// Create stores n, with Version set to its creation millisecond. If the author already
+	// created a note with the same idempotency key, it stores nothing and returns that note.
 	Create(ctx context.Context, n *Note) (*Note, error)
 	// Get returns a note; ErrNotFound when absent.
 	Get(ctx context.Context, id int64) (*Note, error)
@@ -38,8 +47,9 @@ type Repo interface {
 	ListByAuthor(ctx context.Context, author, before int64, limit int) ([]*Note, error)
 	// ListByTag returns up to limit notes tagged tag with id < before, newest first.
 	ListByTag(ctx context.Context, tag string, before int64, limit int) ([]*Note, error)
-	// Update stores n's title, body, tags and media, all at once.
-	Update(ctx context.Context, n *Note) error
+	// Update stores n's title, body, tags, media and products, all at once, and sets
+	// n.Version to the new version, the later of at and the old version + 1.
+	Update(ctx context.Context, n *Note, at time.Time) error
 	// Delete hides the note; false when it was already hidden.
 	Delete(ctx context.Context, id int64, at time.Time) (bool, error)
 }
@@ -48,6 +58,7 @@ type Repo interface {
 type Patch struct {
 	Title, Body *string
 	Tags, Media *[]string
+	ProductIDs  *[]int64
 }
 
 // ErrNotOwner answers a change to someone else's note.
@@ -75,12 +86,16 @@ func (uc *Usecase) Update(ctx context.Context, noteID, author int64, patch Patch
 	if patch.Media != nil {
 		n.Media = *patch.Media
 	}
+	if patch.ProductIDs != nil {
+		n.ProductIDs = *patch.ProductIDs
+	}
 	if err := n.Validate(); err != nil {
 		return nil, err
 	}
-	if err := uc.repo.Update(ctx, n); err != nil {
+	if err := uc.repo.Update(ctx, n, uc.clock.Now()); err != nil {
 		return nil, err
 	}
+	uc.changed()
 	return n, nil
 }
 
@@ -96,7 +111,11 @@ func (uc *Usecase) Delete(ctx context.Context, noteID, author int64) (bool, erro
 	if n.AuthorID != author {
 		return false, ErrNotOwner
 	}
-	return uc.repo.Delete(ctx, noteID, time.Now().UTC())
+	changed, err := uc.repo.Delete(ctx, noteID, uc.clock.Now())
+	if changed {
+		uc.changed()
+	}
+	return changed, err
 }
 
 // ListByTag returns a page of the notes with a tag and the next cursor.
@@ -118,6 +137,7 @@ const (
 	MaxTagLen   = 32
 	MaxMedia    = 9
 	MaxMediaRef = 512
+	MaxProducts = 20
 	maxIdemKey  = 128
 	cursorKind  = "n1"
 )
@@ -129,10 +149,20 @@ var (
 )
 
 // Usecase is the note service's logic.
-type Usecase struct{ repo Repo }
+type Usecase struct {
+	repo    Repo
+	clock   clock.Clock
+	changed func()
+}
 
-// NewUsecase returns the logic over repo.
-func NewUsecase(repo Repo) *Usecase { return &Usecase{repo: repo} }
+// NewUsecase returns the logic over repo. c stamps creations and changes; changed, when not
+// nil, is called after every committed change (the outbox relay's nudge).
+func NewUsecase(repo Repo, c clock.Clock, changed func()) *Usecase {
+	if changed == nil {
+		changed = func() {}
+	}
+	return &Usecase{repo: repo, clock: c, changed: changed}
+}
 
 func invalid(reason, format string, args ...any) error {
 	return errs.InvalidArgument(reason, format, args...)
@@ -152,6 +182,8 @@ func (n *Note) Validate() error {
 		return invalid("TOO_MANY_TAGS", "at most %d tags", MaxTags)
 	case len(n.Media) > MaxMedia:
 		return invalid("TOO_MANY_MEDIA", "at most %d media references", MaxMedia)
+	case len(n.ProductIDs) > MaxProducts:
+		return invalid("TOO_MANY_PRODUCTS", "at most %d linked products", MaxProducts)
 	case len(n.IdempotencyKey) > maxIdemKey:
 		return invalid("INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be at most %d bytes", maxIdemKey)
 	}
@@ -173,6 +205,16 @@ func (n *Note) Validate() error {
 			return invalid("INVALID_MEDIA", "media references must be 1 to %d bytes without spaces", MaxMediaRef)
 		}
 	}
+	products := make([]int64, 0, len(n.ProductIDs))
+	for _, p := range n.ProductIDs {
+		if p <= 0 {
+			return invalid("INVALID_PRODUCT", "product ids must be > 0")
+		}
+		if !slices.Contains(products, p) { // at most 20: a scan beats a map
+			products = append(products, p)
+		}
+	}
+	n.ProductIDs = products
 	return nil
 }
 
@@ -182,8 +224,14 @@ func (uc *Usecase) Create(ctx context.Context, n *Note) (*Note, error) {
 		return nil, err
 	}
 	n.ID = id.New()
-	n.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
-	return uc.repo.Create(ctx, n)
+	n.CreatedAt = uc.clock.Now().UTC().Truncate(time.Millisecond)
+	n.Version = n.CreatedAt.UnixMilli()
+	created, err := uc.repo.Create(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	uc.changed()
+	return created, nil
 }
 
 // Get returns a note.

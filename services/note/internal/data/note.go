@@ -1,4 +1,4 @@
-// Package data implements the note service's repository on kit/data SQL.
+// Package data implements the note service's repository and outbox on kit/data SQL.
 package data
 
 import (
@@ -12,34 +12,44 @@ import (
 
 	"github.com/redline-dev/redline/kit/data/sqldb"
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/services/event"
 	"github.com/redline-dev/redline/services/note/internal/biz"
 )
 
-// Repo implements biz.Repo.
-type Repo struct{ db *sqldb.DB }
+// Repo implements biz.Repo, and biz.Outbox over the note_outbox table.
+type Repo struct {
+	db     *sqldb.DB
+	events bool
+}
 
-var _ biz.Repo = (*Repo)(nil)
+var (
+	_ biz.Repo   = (*Repo)(nil)
+	_ biz.Outbox = (*Repo)(nil)
+)
 
-// NewRepo returns a repository over db.
-func NewRepo(db *sqldb.DB) *Repo { return &Repo{db: db} }
+// NewRepo returns a repository over db. With events, every change also writes its
+// event.NoteEvent to the outbox, in the change's transaction.
+func NewRepo(db *sqldb.DB, events bool) *Repo { return &Repo{db: db, events: events} }
 
-const cols = `id, author_id, title, body, tags, media, idempotency_key, created_at`
+const cols = `id, author_id, title, body, tags, media, product_ids, idempotency_key, created_at, version`
 
 // Create implements biz.Repo. The unique (author_id, idempotency_key) index makes a repeat
-// a no-op, after which the first note is read back. The note and its tag index are written
-// in one transaction.
+// a no-op, after which the first note is read back. The note, its tag index and its event
+// are written in one transaction.
 func (r *Repo) Create(ctx context.Context, n *biz.Note) (*biz.Note, error) {
 	tags, _ := json.Marshal(nonNil(n.Tags))
 	media, _ := json.Marshal(nonNil(n.Media))
+	products, _ := json.Marshal(nonNil(n.ProductIDs))
 	var idem any
 	if n.IdempotencyKey != "" {
 		idem = n.IdempotencyKey
 	}
 	inserted := false
 	err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO notes (`+cols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		res, err := tx.ExecContext(ctx, `INSERT INTO notes (`+cols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`,
-			n.ID, n.AuthorID, n.Title, n.Body, string(tags), string(media), idem, n.CreatedAt.UnixMilli())
+			n.ID, n.AuthorID, n.Title, n.Body, string(tags), string(media), string(products), idem,
+			n.CreatedAt.UnixMilli(), n.Version)
 		if err != nil {
 			return fmt.Errorf("insert note: %w", err)
 		}
@@ -47,7 +57,10 @@ func (r *Repo) Create(ctx context.Context, n *biz.Note) (*biz.Note, error) {
 			return nil
 		}
 		inserted = true
-		return writeTags(ctx, tx, n.ID, n.Tags)
+		if err := writeTags(ctx, tx, n.ID, n.Tags); err != nil {
+			return err
+		}
+		return r.writeEvent(ctx, tx, noteEvent(event.Created, n))
 	})
 	if err != nil {
 		return nil, errs.Internal(err)
@@ -71,20 +84,30 @@ func writeTags(ctx context.Context, tx *sqldb.Tx, noteID int64, tags []string) e
 	return nil
 }
 
+// nextVersion is the SQL of a note's next version given the change time twice: the change
+// time, or one more than the current version when that is not later.
+const nextVersion = `CASE WHEN version < ? THEN ? ELSE version + 1 END`
+
 // Update implements biz.Repo.
-func (r *Repo) Update(ctx context.Context, n *biz.Note) error {
+func (r *Repo) Update(ctx context.Context, n *biz.Note, at time.Time) error {
 	tags, _ := json.Marshal(nonNil(n.Tags))
 	media, _ := json.Marshal(nonNil(n.Media))
+	products, _ := json.Marshal(nonNil(n.ProductIDs))
+	ms := at.UnixMilli()
 	err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE notes SET title = ?, body = ?, tags = ?, media = ?
-			WHERE id = ? AND deleted_at = 0`, n.Title, n.Body, string(tags), string(media), n.ID)
+		err := tx.QueryRowContext(ctx, `UPDATE notes SET title = ?, body = ?, tags = ?, media = ?, product_ids = ?,
+			version = `+nextVersion+` WHERE id = ? AND deleted_at = 0 RETURNING version`,
+			n.Title, n.Body, string(tags), string(media), string(products), ms, ms, n.ID).Scan(&n.Version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return biz.ErrNotFound // deleted meanwhile
+		}
 		if err != nil {
 			return fmt.Errorf("update note: %w", err)
 		}
-		if rows, _ := res.RowsAffected(); rows != 1 {
-			return biz.ErrNotFound // deleted meanwhile
+		if err := writeTags(ctx, tx, n.ID, n.Tags); err != nil {
+			return err
 		}
-		return writeTags(ctx, tx, n.ID, n.Tags)
+		return r.writeEvent(ctx, tx, noteEvent(event.Updated, n))
 	})
 	if errors.Is(err, biz.ErrNotFound) {
 		return biz.ErrNotFound
@@ -98,16 +121,23 @@ func (r *Repo) Update(ctx context.Context, n *biz.Note) error {
 // Delete implements biz.Repo: a soft delete; the tag index entries go with it.
 func (r *Repo) Delete(ctx context.Context, id int64, at time.Time) (bool, error) {
 	changed := false
+	ms := at.UnixMilli()
 	err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE notes SET deleted_at = ? WHERE id = ? AND deleted_at = 0`, at.UnixMilli(), id)
+		ev := event.NoteEvent{Op: event.Deleted, ID: id}
+		err := tx.QueryRowContext(ctx, `UPDATE notes SET deleted_at = ?, version = `+nextVersion+`
+			WHERE id = ? AND deleted_at = 0 RETURNING author_id, created_at, version`, ms, ms, ms, id).
+			Scan(&ev.AuthorID, &ev.CreatedMS, &ev.Version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // already deleted
+		}
 		if err != nil {
 			return fmt.Errorf("delete note: %w", err)
 		}
-		if rows, _ := res.RowsAffected(); rows == 1 {
-			changed = true
-			_, err = tx.ExecContext(ctx, `DELETE FROM note_tags WHERE note_id = ?`, id)
+		changed = true
+		if _, err := tx.ExecContext(ctx, `DELETE FROM note_tags WHERE note_id = ?`, id); err != nil {
+			return fmt.Errorf("delete tags: %w", err)
 		}
-		return err
+		return r.writeEvent(ctx, tx, ev)
 	})
 	if err != nil {
 		return false, errs.Internal(err)
@@ -115,26 +145,27 @@ func (r *Repo) Delete(ctx context.Context, id int64, at time.Time) (bool, error)
 	return changed, nil
 }
 
-func nonNil(s []string) []string {
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }
 
 func scan(row interface{ Scan(...any) error }) (*biz.Note, error) {
 	var n biz.Note
-	var tags, media string
+	var tags, media, products string
 	var idem sql.NullString
 	var created int64
-	if err := row.Scan(&n.ID, &n.AuthorID, &n.Title, &n.Body, &tags, &media, &idem, &created); err != nil {
+	if err := row.Scan(&n.ID, &n.AuthorID, &n.Title, &n.Body, &tags, &media, &products, &idem, &created, &n.Version); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, biz.ErrNotFound
 		}
 		return nil, errs.Internal(fmt.Errorf("scan note: %w", err))
 	}
-	if err := errors.Join(json.Unmarshal([]byte(tags), &n.Tags), json.Unmarshal([]byte(media), &n.Media)); err != nil {
-		return nil, errs.Internal(fmt.Errorf("note %d: corrupt tags or media: %w", n.ID, err))
+	if err := errors.Join(json.Unmarshal([]byte(tags), &n.Tags), json.Unmarshal([]byte(media), &n.Media),
+		json.Unmarshal([]byte(products), &n.ProductIDs)); err != nil {
+		return nil, errs.Internal(fmt.Errorf("note %d: corrupt tags, media or products: %w", n.ID, err))
 	}
 	n.IdempotencyKey = idem.String
 	n.CreatedAt = time.UnixMilli(created).UTC()

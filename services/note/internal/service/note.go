@@ -19,13 +19,13 @@ func New(uc *biz.Usecase) *Service { return &Service{uc: uc} }
 
 func toPB(n *biz.Note) *notev1.NoteInfo {
 	return &notev1.NoteInfo{Id: n.ID, AuthorId: n.AuthorID, Title: n.Title, Body: n.Body,
-		Tags: n.Tags, Media: n.Media, CreatedAtMs: n.CreatedAt.UnixMilli()}
+		Tags: n.Tags, Media: n.Media, ProductIds: n.ProductIDs, CreatedAtMs: n.CreatedAt.UnixMilli()}
 }
 
 // CreateNote implements notev1.NoteServer.
 func (s *Service) CreateNote(ctx context.Context, in *notev1.CreateNoteRequest) (*notev1.NoteInfo, error) {
 	n, err := s.uc.Create(ctx, &biz.Note{AuthorID: in.GetAuthorId(), Title: in.GetTitle(), Body: in.GetBody(),
-		Tags: in.GetTags(), Media: in.GetMedia(), IdempotencyKey: in.GetIdempotencyKey()})
+		Tags: in.GetTags(), Media: in.GetMedia(), ProductIDs: in.GetProductIds(), IdempotencyKey: in.GetIdempotencyKey()})
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +58,10 @@ func (s *Service) UpdateNote(ctx context.Context, in *notev1.UpdateNoteRequest) 
 	if in.GetSetMedia() {
 		media := in.GetMedia()
 		p.Media = &media
+	}
+	if in.GetSetProductIds() {
+		products := in.GetProductIds()
+		p.ProductIDs = &products
 	}
 	n, err := s.uc.Update(ctx, in.GetId(), in.GetAuthorId(), p)
 	if err != nil {
