@@ -47,7 +47,9 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzValidate:./services/comment/internal/biz FuzzListCursors:./services/comment/internal/biz \
 	FuzzDecodeCommand:./services/comment/internal/biz FuzzDecodeCursor:./services/history/internal/biz \
 	FuzzValidateView:./services/history/internal/biz FuzzTokenize:./services/search/internal/biz \
-	FuzzParseQuery:./services/search/internal/biz FuzzParseEvent:./services/search/internal/service
+	FuzzParseQuery:./services/search/internal/biz FuzzParseEvent:./services/search/internal/service \
+	FuzzValidate:./services/note/internal/biz FuzzDecodeCursor:./services/feed/internal/biz \
+	FuzzDecodeNoteEvent:./services/feed/internal/biz FuzzDecodeFollows:./services/feed/internal/biz
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \

@@ -19,6 +19,9 @@ import (
 
 	notev1 "github.com/redline-dev/redline/api/note/v1"
 	"github.com/redline-dev/redline/ha/clock"
+	"github.com/redline-dev/redline/kit/data/bloom"
+	"github.com/redline-dev/redline/kit/data/cache"
+	"github.com/redline-dev/redline/kit/data/hotkey"
 	"github.com/redline-dev/redline/kit/data/mq"
 	"github.com/redline-dev/redline/kit/data/sqldb"
 	"github.com/redline-dev/redline/services/note/internal/biz"
@@ -33,7 +36,7 @@ const Name = "note"
 // Idempotent lists the methods callers may retry: the reads, and UpdateNote and DeleteNote,
 // which set absolute state. CreateNote is made safe to
 // repeat by its idempotency_key field, which callers set from the client's Idempotency-Key.
-var Idempotent = []string{notev1.Note_GetNote_FullMethodName, notev1.Note_ListByAuthor_FullMethodName,
+var Idempotent = []string{notev1.Note_GetNote_FullMethodName, notev1.Note_GetNotes_FullMethodName, notev1.Note_ListByAuthor_FullMethodName,
 	notev1.Note_ListByTag_FullMethodName, notev1.Note_UpdateNote_FullMethodName, notev1.Note_DeleteNote_FullMethodName}
 
 // Option configures New.
@@ -43,7 +46,21 @@ type options struct {
 	queue mq.Queue
 	clock clock.Clock
 	relay []biz.RelayOption
+	reads data.ReadPath
 }
+
+// WithCache puts the shared cache in front of note reads by id: cache-aside, filled with
+// set-if-absent, overwritten on update. Default none.
+func WithCache(c cache.Cache) Option { return func(o *options) { o.reads.Cache = c } }
+
+// WithHotKeys serves the hottest notes (HeavyKeeper top-K, and any whitelisted keys, named
+// "note:<id>") from a short-lived in-process copy. Default none.
+func WithHotKeys(l *hotkey.Local) Option { return func(o *options) { o.reads.Hot = l } }
+
+// WithIDFilter answers reads of ids that never existed from a bloom filter of note ids,
+// which New fills from the database. Use one Redis filter when several note instances run,
+// so each sees the others' new ids. Default none.
+func WithIDFilter(f bloom.IDs) Option { return func(o *options) { o.reads.IDs = f } }
 
 // WithQueue publishes note events on q through the outbox and its relay. Default nil: no
 // events are written or published.
@@ -91,7 +108,12 @@ func RelayBatch(n int) Option {
 type Server struct {
 	notev1.NoteServer
 	relay *biz.Relay
+	repo  *data.Repo
 }
+
+// ReadStats reports where reads by id were answered: rejected by the id filter, served by
+// the hot-key copy or the cache, or read from the database. For the admin /state page.
+func (s *Server) ReadStats() data.ReadStats { return s.repo.ReadStats() }
 
 // Close stops the outbox relay after a last round of publishes; events it cannot publish
 // stay in the outbox for the next start. Close the server after the gRPC server stops taking
@@ -123,7 +145,12 @@ func New(ctx context.Context, db *sqldb.DB, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("note: migrate: %w", err)
 	}
 	repo := data.NewRepo(db, o.queue != nil)
-	s := &Server{}
+	if o.reads != (data.ReadPath{}) {
+		if err := repo.WithReadPath(ctx, o.reads); err != nil {
+			return nil, fmt.Errorf("note: %w", err)
+		}
+	}
+	s := &Server{repo: repo}
 	var nudge func()
 	if o.queue != nil {
 		s.relay = biz.NewRelay(repo, o.queue, append([]biz.RelayOption{biz.RelayClock(o.clock)}, o.relay...)...)

@@ -391,6 +391,94 @@ func (x *CreateNoteRequest) GetProductIds() []int64 {
 	return nil
 }
 
+type GetNotesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []int64                `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNotesRequest) Reset() {
+	*x = GetNotesRequest{}
+	mi := &file_api_note_v1_note_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNotesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNotesRequest) ProtoMessage() {}
+
+func (x *GetNotesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_note_v1_note_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNotesRequest.ProtoReflect.Descriptor instead.
+func (*GetNotesRequest) Descriptor() ([]byte, []int) {
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetNotesRequest) GetIds() []int64 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type GetNotesReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Notes         []*NoteInfo            `protobuf:"bytes,1,rep,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetNotesReply) Reset() {
+	*x = GetNotesReply{}
+	mi := &file_api_note_v1_note_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetNotesReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetNotesReply) ProtoMessage() {}
+
+func (x *GetNotesReply) ProtoReflect() protoreflect.Message {
+	mi := &file_api_note_v1_note_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetNotesReply.ProtoReflect.Descriptor instead.
+func (*GetNotesReply) Descriptor() ([]byte, []int) {
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetNotesReply) GetNotes() []*NoteInfo {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
 type GetNoteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -400,7 +488,7 @@ type GetNoteRequest struct {
 
 func (x *GetNoteRequest) Reset() {
 	*x = GetNoteRequest{}
-	mi := &file_api_note_v1_note_proto_msgTypes[5]
+	mi := &file_api_note_v1_note_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +500,7 @@ func (x *GetNoteRequest) String() string {
 func (*GetNoteRequest) ProtoMessage() {}
 
 func (x *GetNoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[5]
+	mi := &file_api_note_v1_note_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +513,7 @@ func (x *GetNoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNoteRequest.ProtoReflect.Descriptor instead.
 func (*GetNoteRequest) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{5}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetNoteRequest) GetId() int64 {
@@ -447,7 +535,7 @@ type ListByAuthorRequest struct {
 
 func (x *ListByAuthorRequest) Reset() {
 	*x = ListByAuthorRequest{}
-	mi := &file_api_note_v1_note_proto_msgTypes[6]
+	mi := &file_api_note_v1_note_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +547,7 @@ func (x *ListByAuthorRequest) String() string {
 func (*ListByAuthorRequest) ProtoMessage() {}
 
 func (x *ListByAuthorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[6]
+	mi := &file_api_note_v1_note_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +560,7 @@ func (x *ListByAuthorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListByAuthorRequest.ProtoReflect.Descriptor instead.
 func (*ListByAuthorRequest) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{6}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListByAuthorRequest) GetAuthorId() int64 {
@@ -506,7 +594,7 @@ type ListNotesReply struct {
 
 func (x *ListNotesReply) Reset() {
 	*x = ListNotesReply{}
-	mi := &file_api_note_v1_note_proto_msgTypes[7]
+	mi := &file_api_note_v1_note_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +606,7 @@ func (x *ListNotesReply) String() string {
 func (*ListNotesReply) ProtoMessage() {}
 
 func (x *ListNotesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[7]
+	mi := &file_api_note_v1_note_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +619,7 @@ func (x *ListNotesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNotesReply.ProtoReflect.Descriptor instead.
 func (*ListNotesReply) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{7}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListNotesReply) GetNotes() []*NoteInfo {
@@ -564,7 +652,7 @@ type NoteInfo struct {
 
 func (x *NoteInfo) Reset() {
 	*x = NoteInfo{}
-	mi := &file_api_note_v1_note_proto_msgTypes[8]
+	mi := &file_api_note_v1_note_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +664,7 @@ func (x *NoteInfo) String() string {
 func (*NoteInfo) ProtoMessage() {}
 
 func (x *NoteInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_note_v1_note_proto_msgTypes[8]
+	mi := &file_api_note_v1_note_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +677,7 @@ func (x *NoteInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NoteInfo.ProtoReflect.Descriptor instead.
 func (*NoteInfo) Descriptor() ([]byte, []int) {
-	return file_api_note_v1_note_proto_rawDescGZIP(), []int{8}
+	return file_api_note_v1_note_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *NoteInfo) GetId() int64 {
@@ -685,7 +773,11 @@ const file_api_note_v1_note_proto_rawDesc = "" +
 	"\x05media\x18\x05 \x03(\tR\x05media\x12'\n" +
 	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x12\x1f\n" +
 	"\vproduct_ids\x18\a \x03(\x03R\n" +
-	"productIds\" \n" +
+	"productIds\"#\n" +
+	"\x0fGetNotesRequest\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\x03R\x03ids\"8\n" +
+	"\rGetNotesReply\x12'\n" +
+	"\x05notes\x18\x01 \x03(\v2\x11.note.v1.NoteInfoR\x05notes\" \n" +
 	"\x0eGetNoteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"g\n" +
 	"\x13ListByAuthorRequest\x12\x1b\n" +
@@ -705,11 +797,12 @@ const file_api_note_v1_note_proto_rawDesc = "" +
 	"\x05media\x18\x06 \x03(\tR\x05media\x12\"\n" +
 	"\rcreated_at_ms\x18\a \x01(\x03R\vcreatedAtMs\x12\x1f\n" +
 	"\vproduct_ids\x18\b \x03(\x03R\n" +
-	"productIds2\x83\x03\n" +
+	"productIds2\xc1\x03\n" +
 	"\x04Note\x12;\n" +
 	"\n" +
 	"CreateNote\x12\x1a.note.v1.CreateNoteRequest\x1a\x11.note.v1.NoteInfo\x125\n" +
-	"\aGetNote\x12\x17.note.v1.GetNoteRequest\x1a\x11.note.v1.NoteInfo\x12E\n" +
+	"\aGetNote\x12\x17.note.v1.GetNoteRequest\x1a\x11.note.v1.NoteInfo\x12<\n" +
+	"\bGetNotes\x12\x18.note.v1.GetNotesRequest\x1a\x16.note.v1.GetNotesReply\x12E\n" +
 	"\fListByAuthor\x12\x1c.note.v1.ListByAuthorRequest\x1a\x17.note.v1.ListNotesReply\x12;\n" +
 	"\n" +
 	"UpdateNote\x12\x1a.note.v1.UpdateNoteRequest\x1a\x11.note.v1.NoteInfo\x12B\n" +
@@ -729,37 +822,42 @@ func file_api_note_v1_note_proto_rawDescGZIP() []byte {
 	return file_api_note_v1_note_proto_rawDescData
 }
 
-var file_api_note_v1_note_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_api_note_v1_note_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_api_note_v1_note_proto_goTypes = []any{
 	(*UpdateNoteRequest)(nil),   // 0: note.v1.UpdateNoteRequest
 	(*DeleteNoteRequest)(nil),   // 1: note.v1.DeleteNoteRequest
 	(*DeleteNoteReply)(nil),     // 2: note.v1.DeleteNoteReply
 	(*ListByTagRequest)(nil),    // 3: note.v1.ListByTagRequest
 	(*CreateNoteRequest)(nil),   // 4: note.v1.CreateNoteRequest
-	(*GetNoteRequest)(nil),      // 5: note.v1.GetNoteRequest
-	(*ListByAuthorRequest)(nil), // 6: note.v1.ListByAuthorRequest
-	(*ListNotesReply)(nil),      // 7: note.v1.ListNotesReply
-	(*NoteInfo)(nil),            // 8: note.v1.NoteInfo
+	(*GetNotesRequest)(nil),     // 5: note.v1.GetNotesRequest
+	(*GetNotesReply)(nil),       // 6: note.v1.GetNotesReply
+	(*GetNoteRequest)(nil),      // 7: note.v1.GetNoteRequest
+	(*ListByAuthorRequest)(nil), // 8: note.v1.ListByAuthorRequest
+	(*ListNotesReply)(nil),      // 9: note.v1.ListNotesReply
+	(*NoteInfo)(nil),            // 10: note.v1.NoteInfo
 }
 var file_api_note_v1_note_proto_depIdxs = []int32{
-	8, // 0: note.v1.ListNotesReply.notes:type_name -> note.v1.NoteInfo
-	4, // 1: note.v1.Note.CreateNote:input_type -> note.v1.CreateNoteRequest
-	5, // 2: note.v1.Note.GetNote:input_type -> note.v1.GetNoteRequest
-	6, // 3: note.v1.Note.ListByAuthor:input_type -> note.v1.ListByAuthorRequest
-	0, // 4: note.v1.Note.UpdateNote:input_type -> note.v1.UpdateNoteRequest
-	1, // 5: note.v1.Note.DeleteNote:input_type -> note.v1.DeleteNoteRequest
-	3, // 6: note.v1.Note.ListByTag:input_type -> note.v1.ListByTagRequest
-	8, // 7: note.v1.Note.CreateNote:output_type -> note.v1.NoteInfo
-	8, // 8: note.v1.Note.GetNote:output_type -> note.v1.NoteInfo
-	7, // 9: note.v1.Note.ListByAuthor:output_type -> note.v1.ListNotesReply
-	8, // 10: note.v1.Note.UpdateNote:output_type -> note.v1.NoteInfo
-	2, // 11: note.v1.Note.DeleteNote:output_type -> note.v1.DeleteNoteReply
-	7, // 12: note.v1.Note.ListByTag:output_type -> note.v1.ListNotesReply
-	7, // [7:13] is the sub-list for method output_type
-	1, // [1:7] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	10, // 0: note.v1.GetNotesReply.notes:type_name -> note.v1.NoteInfo
+	10, // 1: note.v1.ListNotesReply.notes:type_name -> note.v1.NoteInfo
+	4,  // 2: note.v1.Note.CreateNote:input_type -> note.v1.CreateNoteRequest
+	7,  // 3: note.v1.Note.GetNote:input_type -> note.v1.GetNoteRequest
+	5,  // 4: note.v1.Note.GetNotes:input_type -> note.v1.GetNotesRequest
+	8,  // 5: note.v1.Note.ListByAuthor:input_type -> note.v1.ListByAuthorRequest
+	0,  // 6: note.v1.Note.UpdateNote:input_type -> note.v1.UpdateNoteRequest
+	1,  // 7: note.v1.Note.DeleteNote:input_type -> note.v1.DeleteNoteRequest
+	3,  // 8: note.v1.Note.ListByTag:input_type -> note.v1.ListByTagRequest
+	10, // 9: note.v1.Note.CreateNote:output_type -> note.v1.NoteInfo
+	10, // 10: note.v1.Note.GetNote:output_type -> note.v1.NoteInfo
+	6,  // 11: note.v1.Note.GetNotes:output_type -> note.v1.GetNotesReply
+	9,  // 12: note.v1.Note.ListByAuthor:output_type -> note.v1.ListNotesReply
+	10, // 13: note.v1.Note.UpdateNote:output_type -> note.v1.NoteInfo
+	2,  // 14: note.v1.Note.DeleteNote:output_type -> note.v1.DeleteNoteReply
+	9,  // 15: note.v1.Note.ListByTag:output_type -> note.v1.ListNotesReply
+	9,  // [9:16] is the sub-list for method output_type
+	2,  // [2:9] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_api_note_v1_note_proto_init() }
@@ -774,7 +872,7 @@ func file_api_note_v1_note_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_note_v1_note_proto_rawDesc), len(file_api_note_v1_note_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Note_CreateNote_FullMethodName   = "/note.v1.Note/CreateNote"
 	Note_GetNote_FullMethodName      = "/note.v1.Note/GetNote"
+	Note_GetNotes_FullMethodName     = "/note.v1.Note/GetNotes"
 	Note_ListByAuthor_FullMethodName = "/note.v1.Note/ListByAuthor"
 	Note_UpdateNote_FullMethodName   = "/note.v1.Note/UpdateNote"
 	Note_DeleteNote_FullMethodName   = "/note.v1.Note/DeleteNote"
@@ -42,6 +43,10 @@ type NoteClient interface {
 	CreateNote(ctx context.Context, in *CreateNoteRequest, opts ...grpc.CallOption) (*NoteInfo, error)
 	// GetNote returns a note; NOTE_NOT_FOUND when it does not exist or was deleted.
 	GetNote(ctx context.Context, in *GetNoteRequest, opts ...grpc.CallOption) (*NoteInfo, error)
+	// GetNotes returns up to 100 notes in one call, in request order; ids of notes that do
+	// not exist or are deleted are left out. INVALID_ARGUMENT TOO_MANY_IDS past 100. The BFF
+	// hydrates feed and history pages with it.
+	GetNotes(ctx context.Context, in *GetNotesRequest, opts ...grpc.CallOption) (*GetNotesReply, error)
 	// ListByAuthor pages through an author's notes, newest first. BAD_CURSOR for a cursor
 	// this API did not make.
 	ListByAuthor(ctx context.Context, in *ListByAuthorRequest, opts ...grpc.CallOption) (*ListNotesReply, error)
@@ -79,6 +84,16 @@ func (c *noteClient) GetNote(ctx context.Context, in *GetNoteRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(NoteInfo)
 	err := c.cc.Invoke(ctx, Note_GetNote_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *noteClient) GetNotes(ctx context.Context, in *GetNotesRequest, opts ...grpc.CallOption) (*GetNotesReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetNotesReply)
+	err := c.cc.Invoke(ctx, Note_GetNotes_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +153,10 @@ type NoteServer interface {
 	CreateNote(context.Context, *CreateNoteRequest) (*NoteInfo, error)
 	// GetNote returns a note; NOTE_NOT_FOUND when it does not exist or was deleted.
 	GetNote(context.Context, *GetNoteRequest) (*NoteInfo, error)
+	// GetNotes returns up to 100 notes in one call, in request order; ids of notes that do
+	// not exist or are deleted are left out. INVALID_ARGUMENT TOO_MANY_IDS past 100. The BFF
+	// hydrates feed and history pages with it.
+	GetNotes(context.Context, *GetNotesRequest) (*GetNotesReply, error)
 	// ListByAuthor pages through an author's notes, newest first. BAD_CURSOR for a cursor
 	// this API did not make.
 	ListByAuthor(context.Context, *ListByAuthorRequest) (*ListNotesReply, error)
@@ -166,6 +185,9 @@ func (UnimplementedNoteServer) CreateNote(context.Context, *CreateNoteRequest) (
 }
 func (UnimplementedNoteServer) GetNote(context.Context, *GetNoteRequest) (*NoteInfo, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetNote not implemented")
+}
+func (UnimplementedNoteServer) GetNotes(context.Context, *GetNotesRequest) (*GetNotesReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetNotes not implemented")
 }
 func (UnimplementedNoteServer) ListByAuthor(context.Context, *ListByAuthorRequest) (*ListNotesReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListByAuthor not implemented")
@@ -232,6 +254,24 @@ func _Note_GetNote_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(NoteServer).GetNote(ctx, req.(*GetNoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Note_GetNotes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetNotesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NoteServer).GetNotes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Note_GetNotes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NoteServer).GetNotes(ctx, req.(*GetNotesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -322,6 +362,10 @@ var Note_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetNote",
 			Handler:    _Note_GetNote_Handler,
+		},
+		{
+			MethodName: "GetNotes",
+			Handler:    _Note_GetNotes_Handler,
 		},
 		{
 			MethodName: "ListByAuthor",

@@ -124,6 +124,23 @@ func New(n int, p float64) (*Filter, error) {
 // Params returns the filter's size.
 func (f *Filter) Params() Params { return f.p }
 
+// IDs is what both filters offer for int64 ids, for callers that take either: the
+// in-process Filter in one process, Redis where several processes share the filter.
+type IDs interface {
+	// AddIDs adds ids; see the package rule on when.
+	AddIDs(ctx context.Context, ids ...int64) error
+	// HasID reports whether id may be in the set. false is certain; an error comes with true.
+	HasID(ctx context.Context, id int64) (bool, error)
+}
+
+var (
+	_ IDs = (*Filter)(nil)
+	_ IDs = (*Redis)(nil)
+)
+
+// HasID implements IDs.
+func (f *Filter) HasID(_ context.Context, id int64) (bool, error) { return f.MayContainID(id), nil }
+
 func (f *Filter) add(h1, h2 uint64) {
 	for i := range f.p.K {
 		pos := position(h1, h2, i, f.p.M)

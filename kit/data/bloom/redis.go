@@ -77,6 +77,9 @@ func (r *Redis) MayContainID(ctx context.Context, id int64) (bool, error) {
 	return got[0], nil
 }
 
+// HasID implements IDs.
+func (r *Redis) HasID(ctx context.Context, id int64) (bool, error) { return r.MayContainID(ctx, id) }
+
 // MayContainIDs is MayContainID for many ids in one round trip per 512, in the order of
 // ids. On a Redis error every answer is true and the error is returned.
 func (r *Redis) MayContainIDs(ctx context.Context, ids []int64) ([]bool, error) {

@@ -43,6 +43,8 @@ type Repo interface {
 	Create(ctx context.Context, n *Note) (*Note, error)
 	// Get returns a note; ErrNotFound when absent.
 	Get(ctx context.Context, id int64) (*Note, error)
+	// GetMany returns the notes of ids that exist, in ids order, each once.
+	GetMany(ctx context.Context, ids []int64) ([]*Note, error)
 	// ListByAuthor returns up to limit notes of author with id < before, newest first.
 	ListByAuthor(ctx context.Context, author, before int64, limit int) ([]*Note, error)
 	// ListByTag returns up to limit notes tagged tag with id < before, newest first.
@@ -240,6 +242,26 @@ func (uc *Usecase) Get(ctx context.Context, noteID int64) (*Note, error) {
 		return nil, ErrNotFound
 	}
 	return uc.repo.Get(ctx, noteID)
+}
+
+// MaxBatch is the most ids GetMany takes.
+const MaxBatch = 100
+
+// GetMany returns the notes of ids that exist and are not deleted, in ids order.
+func (uc *Usecase) GetMany(ctx context.Context, ids []int64) ([]*Note, error) {
+	if len(ids) > MaxBatch {
+		return nil, invalid("TOO_MANY_IDS", "ask for at most %d notes at once", MaxBatch)
+	}
+	keep := ids[:0:0]
+	for _, id := range ids {
+		if id > 0 {
+			keep = append(keep, id)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, nil
+	}
+	return uc.repo.GetMany(ctx, keep)
 }
 
 // ListByAuthor returns a page of an author's notes and the cursor of the next page ("" at

@@ -20,6 +20,7 @@ import (
 type Repo struct {
 	db     *sqldb.DB
 	events bool
+	reads  *reads // nil: reads go straight to the database
 }
 
 var (
@@ -43,6 +44,9 @@ func (r *Repo) Create(ctx context.Context, n *biz.Note) (*biz.Note, error) {
 	var idem any
 	if n.IdempotencyKey != "" {
 		idem = n.IdempotencyKey
+	}
+	if err := r.creating(ctx, n.ID); err != nil {
+		return nil, err
 	}
 	inserted := false
 	err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
@@ -115,6 +119,7 @@ func (r *Repo) Update(ctx context.Context, n *biz.Note, at time.Time) error {
 	if err != nil {
 		return errs.Internal(err)
 	}
+	r.written(ctx, n)
 	return nil
 }
 
@@ -142,6 +147,7 @@ func (r *Repo) Delete(ctx context.Context, id int64, at time.Time) (bool, error)
 	if err != nil {
 		return false, errs.Internal(err)
 	}
+	r.removed(ctx, id)
 	return changed, nil
 }
 
@@ -170,11 +176,6 @@ func scan(row interface{ Scan(...any) error }) (*biz.Note, error) {
 	n.IdempotencyKey = idem.String
 	n.CreatedAt = time.UnixMilli(created).UTC()
 	return &n, nil
-}
-
-// Get implements biz.Repo. A deleted note is not found.
-func (r *Repo) Get(ctx context.Context, id int64) (*biz.Note, error) {
-	return scan(r.db.QueryRowContext(ctx, `SELECT `+cols+` FROM notes WHERE id = ? AND deleted_at = 0`, id))
 }
 
 // ListByAuthor implements biz.Repo.

@@ -41,6 +41,19 @@ func (s *Service) GetNote(ctx context.Context, in *notev1.GetNoteRequest) (*note
 	return toPB(n), nil
 }
 
+// GetNotes implements notev1.NoteServer.
+func (s *Service) GetNotes(ctx context.Context, in *notev1.GetNotesRequest) (*notev1.GetNotesReply, error) {
+	notes, err := s.uc.GetMany(ctx, in.GetIds())
+	if err != nil {
+		return nil, err
+	}
+	out := &notev1.GetNotesReply{Notes: make([]*notev1.NoteInfo, len(notes))}
+	for i, n := range notes {
+		out.Notes[i] = toPB(n)
+	}
+	return out, nil
+}
+
 // ListByAuthor implements notev1.NoteServer.
 func (s *Service) ListByAuthor(ctx context.Context, in *notev1.ListByAuthorRequest) (*notev1.ListNotesReply, error) {
 	notes, next, err := s.uc.ListByAuthor(ctx, in.GetAuthorId(), int(in.GetPageSize()), in.GetCursor())
