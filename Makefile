@@ -49,7 +49,10 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzValidateView:./services/history/internal/biz FuzzTokenize:./services/search/internal/biz \
 	FuzzParseQuery:./services/search/internal/biz FuzzParseEvent:./services/search/internal/service \
 	FuzzValidate:./services/note/internal/biz FuzzDecodeCursor:./services/feed/internal/biz \
-	FuzzDecodeNoteEvent:./services/feed/internal/biz FuzzDecodeFollows:./services/feed/internal/biz
+	FuzzDecodeNoteEvent:./services/feed/internal/biz FuzzDecodeFollows:./services/feed/internal/biz \
+	FuzzValidateProduct:./services/product/internal/biz FuzzValidateCreate:./services/order/internal/biz \
+	FuzzDecodeCallback:./services/payment/provider FuzzDecodeCharge:./services/payment/provider \
+	FuzzVerify:./services/payment/provider
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \

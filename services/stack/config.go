@@ -52,6 +52,15 @@ type Config struct {
 	Note        NoteConfig     `koanf:"note"`
 	Inventory   ServiceConfig  `koanf:"inventory"`
 	Interaction ServiceConfig  `koanf:"interaction"`
+	Feed        FeedConfig     `koanf:"feed"`
+	Comment     ServiceConfig  `koanf:"comment"`
+	History     ServiceConfig  `koanf:"history"`
+	Search      ServiceConfig  `koanf:"search"`
+	Product     ServiceConfig  `koanf:"product"`
+	Order       OrderConfig    `koanf:"order"`
+	Payment     PaymentConfig  `koanf:"payment"`
+	// Provider is the mock payment provider (a third party in production).
+	Provider ProviderConfig `koanf:"payprovider"`
 	// HA configures the HA parts every server and client runs (see ha/README.md).
 	HA ha.Config `koanf:"ha"`
 	// Quota configures the distributed quota service and the BFF's use of it.
@@ -137,10 +146,64 @@ type QuotaConfig struct {
 	Routes map[string]string `koanf:"routes"`
 }
 
-// NoteConfig configures the note service.
+// NoteConfig configures the note service and its read path.
 type NoteConfig struct {
 	Addr string `koanf:"addr"`
 	DB   string `koanf:"db"`
+	// HotTTL is how long a hot note's in-process copy is served: the staleness other
+	// processes may see after an update.
+	HotTTL time.Duration `koanf:"hot_ttl"`
+	// HotWhitelist are note ids known to be hot in advance (a launch, a campaign): served
+	// from the process from their first read.
+	HotWhitelist []int64 `koanf:"hot_whitelist"`
+	// ExpectedNotes sizes the id bloom filter (1% false positives at that many notes).
+	ExpectedNotes int `koanf:"expected_notes"`
+}
+
+// FeedConfig configures the feed service.
+type FeedConfig struct {
+	Addr string `koanf:"addr"`
+	DB   string `koanf:"db"`
+	// BigAuthorFollowers: authors with more followers are not fanned out on write; their
+	// notes are pulled into followers' feeds at read time.
+	BigAuthorFollowers int `koanf:"big_author_followers"`
+	// InboxCap is how many entries a home-feed inbox keeps (newest).
+	InboxCap int `koanf:"inbox_cap"`
+}
+
+// OrderConfig configures the order service.
+type OrderConfig struct {
+	Addr string `koanf:"addr"`
+	DB   string `koanf:"db"`
+	// PaymentTimeout is how long an order waits for payment before it closes itself and
+	// its stock returns.
+	PaymentTimeout time.Duration `koanf:"payment_timeout"`
+	// CloseInterval is how often expired orders are looked for.
+	CloseInterval time.Duration `koanf:"close_interval"`
+}
+
+// PaymentConfig configures the payment service.
+type PaymentConfig struct {
+	Addr string `koanf:"addr"`
+	DB   string `koanf:"db"`
+	// Secret signs provider callbacks (HMAC-SHA256), shared with the provider; at least 16
+	// bytes. Empty: a random one per process, which works only when the mock provider runs
+	// in the same process (`up`).
+	Secret string `koanf:"secret" secret:"true"`
+	// ProviderURL is the provider's base URL; empty means the mock in this process.
+	ProviderURL string `koanf:"provider_url"`
+	// CallbackURL is where the provider calls back (the BFF's POST /v1/payments/callback);
+	// empty means this process's BFF.
+	CallbackURL string `koanf:"callback_url"`
+}
+
+// ProviderConfig configures the mock payment provider.
+type ProviderConfig struct {
+	Addr string `koanf:"addr"`
+	// Delay is how long the mock waits before it calls back; FailureRatio is the share of
+	// charges it declines. For drills.
+	Delay        time.Duration `koanf:"delay"`
+	FailureRatio float64       `koanf:"failure_ratio"`
 }
 
 // ServiceConfig configures a service that needs only an address and a database.
@@ -169,9 +232,17 @@ func Default() *Config {
 		Timeouts:       TimeoutsConfig{Edge: time.Second, Internal: 100 * time.Millisecond, Margin: 2 * time.Millisecond},
 		BFF:            BFFConfig{Addr: "127.0.0.1:8080", MaxBody: 1 << 20},
 		User:           UserConfig{Addr: "127.0.0.1:0"},
-		Note:           NoteConfig{Addr: "127.0.0.1:0"},
+		Note:           NoteConfig{Addr: "127.0.0.1:0", HotTTL: time.Second, ExpectedNotes: 1_000_000},
 		Inventory:      ServiceConfig{Addr: "127.0.0.1:0"},
 		Interaction:    ServiceConfig{Addr: "127.0.0.1:0"},
+		Feed:           FeedConfig{Addr: "127.0.0.1:0", BigAuthorFollowers: 1000, InboxCap: 1000},
+		Comment:        ServiceConfig{Addr: "127.0.0.1:0"},
+		History:        ServiceConfig{Addr: "127.0.0.1:0"},
+		Search:         ServiceConfig{Addr: "127.0.0.1:0"},
+		Product:        ServiceConfig{Addr: "127.0.0.1:0"},
+		Order:          OrderConfig{Addr: "127.0.0.1:0", PaymentTimeout: 15 * time.Minute, CloseInterval: 5 * time.Second},
+		Payment:        PaymentConfig{Addr: "127.0.0.1:0"},
+		Provider:       ProviderConfig{Addr: "127.0.0.1:9180", Delay: 50 * time.Millisecond},
 		HA:             ha.Default(),
 		Quota: QuotaConfig{Addr: "127.0.0.1:9190", Store: "memory", Prefix: "redline:quota:",
 			// Creating a note is the demo's costly write: at most 50/s across every BFF.
@@ -192,7 +263,9 @@ func (c *Config) Validate() error {
 	}
 	for key, addr := range map[string]string{"admin.addr": c.Admin.Addr, "bff.addr": c.BFF.Addr, "user.addr": c.User.Addr,
 		"note.addr": c.Note.Addr, "quota.addr": c.Quota.Addr, "inventory.addr": c.Inventory.Addr,
-		"interaction.addr": c.Interaction.Addr} {
+		"interaction.addr": c.Interaction.Addr, "feed.addr": c.Feed.Addr, "comment.addr": c.Comment.Addr,
+		"history.addr": c.History.Addr, "search.addr": c.Search.Addr, "product.addr": c.Product.Addr,
+		"order.addr": c.Order.Addr, "payment.addr": c.Payment.Addr, "payprovider.addr": c.Provider.Addr} {
 		_, _, err := net.SplitHostPort(addr)
 		check(err == nil, "%s %q: want host:port", key, addr)
 	}
@@ -207,6 +280,11 @@ func (c *Config) Validate() error {
 		check(b.Op != "" && b.Timeout > 0, "timeouts.operations[%d]: want an op and a positive timeout", i)
 	}
 	check(c.BFF.MaxBody > 0, "bff.max_body must be positive")
+	check(c.Note.HotTTL > 0 && c.Note.ExpectedNotes > 0, "note.hot_ttl and note.expected_notes must be positive")
+	check(c.Feed.BigAuthorFollowers > 0 && c.Feed.InboxCap > 0, "feed.big_author_followers and feed.inbox_cap must be positive")
+	check(c.Order.PaymentTimeout > 0 && c.Order.CloseInterval > 0, "order.payment_timeout and order.close_interval must be positive")
+	check(c.Payment.Secret == "" || len(c.Payment.Secret) >= 16, "payment.secret: at least 16 bytes")
+	check(c.Provider.FailureRatio >= 0 && c.Provider.FailureRatio <= 1, "payprovider.failure_ratio must be 0 to 1")
 	check(c.Quota.Store == "memory" || strings.HasPrefix(c.Quota.Store, "redis://"), "quota.store %q: want memory or redis://host:port/db", c.Quota.Store)
 	if err := quota.ValidateResources(c.Quota.Resources); err != nil {
 		problems = append(problems, fmt.Errorf("quota.resources: %w", err))

@@ -15,9 +15,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
-	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
-	notev1 "github.com/redline-dev/redline/api/note/v1"
 	quotav1 "github.com/redline-dev/redline/api/quota/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/ha"
@@ -38,21 +35,35 @@ import (
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
 	"github.com/redline-dev/redline/services/bff"
+	"github.com/redline-dev/redline/services/comment"
+	"github.com/redline-dev/redline/services/feed"
+	"github.com/redline-dev/redline/services/history"
 	"github.com/redline-dev/redline/services/interaction"
 	"github.com/redline-dev/redline/services/inventory"
 	"github.com/redline-dev/redline/services/note"
+	"github.com/redline-dev/redline/services/order"
+	"github.com/redline-dev/redline/services/payment"
+	"github.com/redline-dev/redline/services/product"
+	"github.com/redline-dev/redline/services/search"
 	"github.com/redline-dev/redline/services/user"
 )
 
 // idempotent lists, per service, the methods its clients may retry.
 var idempotent = map[string][]string{user.Name: user.Idempotent, note.Name: note.Idempotent,
-	inventory.Name: inventory.Idempotent, interaction.Name: interaction.Idempotent}
+	inventory.Name: inventory.Idempotent, interaction.Name: interaction.Idempotent, product.Name: product.Idempotent,
+	order.Name: order.Idempotent, payment.Name: payment.Idempotent, feed.Name: feed.Idempotent,
+	comment.Name: comment.Idempotent, history.Name: history.Idempotent, search.Name: search.Idempotent}
 
 // QuotaName is the quota service's name in the registry.
 const QuotaName = "quota"
 
-// Services lists the services a process can run, in start order.
-var Services = []string{QuotaName, user.Name, note.Name, interaction.Name, inventory.Name, bff.Name}
+// Services lists the services a process can run, in start order: what others call starts
+// first, the BFF last.
+var Services = []string{QuotaName, user.Name, note.Name, interaction.Name, inventory.Name, product.Name, order.Name,
+	ProviderName, payment.Name, feed.Name, comment.Name, history.Name, search.Name, bff.Name}
+
+// queueUsers are the services that publish or consume on the queue.
+var queueUsers = []string{note.Name, product.Name, feed.Name, comment.Name, search.Name}
 
 // Stack is the set of services of one process with their shared parts.
 type Stack struct {
@@ -74,7 +85,14 @@ type Stack struct {
 	quotaClient *quota.Client
 	slow        map[string]time.Duration // per-method budgets above timeouts.internal
 
-	queue mq.Queue // opened by the first service that needs it
+	signer   *auth.Signer
+	provider *kithttp.Server // the mock payment provider, when this process runs it
+
+	// Opened by the first service that needs them.
+	natsURL string
+	queues  map[int]mq.Queue // by handler concurrency
+	cache   cache.Cache
+	rdb     *redis.Client // the cache's Redis, when it is Redis
 
 	components []app.Component
 }
@@ -98,6 +116,20 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	if !all && cfg.Auth.TokenKey == "" && (slices.Contains(services, bff.Name) || slices.Contains(services, user.Name)) {
 		return nil, errors.New("user and bff in separate processes must share auth.token_key: " +
 			"export REDLINE_AUTH__TOKEN_KEY=<at least 16 random bytes> for both")
+	}
+	if !all && cfg.Queue == "embedded" && slices.ContainsFunc(services, func(n string) bool { return slices.Contains(queueUsers, n) }) {
+		return nil, errors.New("services in separate processes share one queue: start NATS (scripts/services.sh) and pass --queue nats://127.0.0.1:4222")
+	}
+	if !all && cfg.Payment.Secret == "" && (slices.Contains(services, payment.Name) || slices.Contains(services, ProviderName)) {
+		return nil, errors.New("payment and payprovider in separate processes must share payment.secret: " +
+			"export REDLINE_PAYMENT__SECRET=<at least 16 random bytes> for both")
+	}
+	if cfg.Payment.Secret == "" {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		c := *cfg
+		c.Payment.Secret = hex.EncodeToString(b)
+		cfg = &c
 	}
 	s := &Stack{cfg: cfg, logger: logger, services: services, grpc: map[string]*kitgrpc.Server{},
 		switches: degrade.NewSwitches(), haServers: map[string]*ha.Server{}, haClients: map[string]*ha.Client{}}
@@ -124,119 +156,10 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	if err != nil {
 		return nil, err
 	}
-	var c cache.Cache
-	if slices.Contains(services, user.Name) {
-		if c, err = cache.Open(ctx, cfg.Cache, cache.WithPrefix(cfg.CachePrefix)); err != nil {
-			return nil, fmt.Errorf("cache %s: %w (is Redis running? scripts/services.sh starts it)", cfg.Cache, err)
-		}
-		s.components = append(s.components, app.Hook("cache", nil, func(context.Context) error { return c.Close() }))
-		s.Admin.AddCheck("cache", c.Ping)
-	}
+	s.signer = signer
 	for _, name := range services {
-		switch name {
-		case QuotaName:
-			if err := s.serveQuota(ctx); err != nil {
-				return nil, err
-			}
-		case user.Name:
-			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.User.DB))
-			if err != nil {
-				return nil, err
-			}
-			svc, err := user.New(ctx, db, c, signer, cfg.userConfig())
-			if err != nil {
-				return nil, err
-			}
-			srv, err := s.serveGRPC(name, cfg.User.Addr, s.slow)
-			if err != nil {
-				return nil, err
-			}
-			userv1.RegisterUserServer(srv, svc)
-		case note.Name:
-			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Note.DB))
-			if err != nil {
-				return nil, err
-			}
-			svc, err := note.New(ctx, db)
-			if err != nil {
-				return nil, err
-			}
-			srv, err := s.serveGRPC(name, cfg.Note.Addr, nil)
-			if err != nil {
-				return nil, err
-			}
-			notev1.RegisterNoteServer(srv, svc)
-		case interaction.Name:
-			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Interaction.DB))
-			if err != nil {
-				return nil, err
-			}
-			svc, batcher, err := interaction.New(ctx, db, interaction.WithLogger(logger))
-			if err != nil {
-				return nil, err
-			}
-			// Before the server in start order, so it stops after the server: the last
-			// buffered counts are flushed once no call can add more.
-			s.components = append(s.components, app.Hook("interaction counters", nil, func(context.Context) error { return batcher.Close() }))
-			srv, err := s.serveGRPC(name, cfg.Interaction.Addr, nil)
-			if err != nil {
-				return nil, err
-			}
-			interactionv1.RegisterInteractionServer(srv, svc)
-		case inventory.Name:
-			db, err := s.openDB(ctx, name, cfg.dsn(name, cfg.Inventory.DB))
-			if err != nil {
-				return nil, err
-			}
-			svc, err := inventory.New(ctx, db)
-			if err != nil {
-				return nil, err
-			}
-			srv, err := s.serveGRPC(name, cfg.Inventory.Addr, nil)
-			if err != nil {
-				return nil, err
-			}
-			inventoryv1.RegisterInventoryServer(srv, svc)
-		case bff.Name:
-			users, err := s.client(user.Name)
-			if err != nil {
-				return nil, err
-			}
-			notes, err := s.client(note.Name)
-			if err != nil {
-				return nil, err
-			}
-			quotas, err := s.dial(QuotaName, false)
-			if err != nil {
-				return nil, err
-			}
-			// Before its first lease a BFF admits up to 10/s per resource, so a BFF started
-			// without a quota service still serves a trickle rather than nothing. It asks
-			// for at least 10/s and keeps a second of it as burst, so a quiet BFF can still
-			// take a user's burst of writes; under contention max-min fairness decides.
-			qc, err := quota.NewClient(quotav1.NewQuotaClient(quotas), quota.Logger(logger),
-				quota.DefaultPolicy(quota.Policy{InitialRate: 10}), quota.MinDemand(10), quota.Burst(time.Second))
-			if err != nil {
-				return nil, fmt.Errorf("bff: quota client: %w", err)
-			}
-			s.quotaClient = qc
-			// Stopped after the BFF's server (components stop in reverse), releasing its leases.
-			s.components = append(s.components, app.Hook("quota client", nil, func(context.Context) error { return qc.Close() }))
-			h, err := s.haServer(bff.Name, true)
-			if err != nil {
-				return nil, err
-			}
-			s.bff = kithttp.NewServer(bff.Name, kithttp.Address(cfg.BFF.Addr), kithttp.Logger(logger), kithttp.Edge(), kithttp.HA(h),
-				kithttp.MaxBody(cfg.BFF.MaxBody),
-				kithttp.Deadline(middleware.DeadlineConfig{Default: cfg.Timeouts.Edge, Margin: cfg.Timeouts.Margin,
-					Operations: cfg.Timeouts.budgets(nil)}))
-			interactions, err := s.client(interaction.Name)
-			if err != nil {
-				return nil, err
-			}
-			bff.Register(s.bff, bff.Clients{Users: userv1.NewUserClient(users), Notes: notev1.NewNoteClient(notes),
-				Interactions: interactionv1.NewInteractionClient(interactions)}, signer, quota.Server(qc, cfg.Quota.Routes))
-			s.components = append(s.components, s.bff)
+		if err := builders[name](s, ctx); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
@@ -284,29 +207,67 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 	return db, nil
 }
 
-// openQueue returns the process's queue, opening it (and the embedded NATS server) on first
-// use. It is stopped after everything started later, so consumers and relays stop first.
-func (s *Stack) openQueue(ctx context.Context) (mq.Queue, error) {
-	if s.queue != nil {
-		return s.queue, nil
+// openQueue returns a queue of the process whose subscriptions run concurrency handlers at
+// once, connecting (and starting the embedded NATS server) on first use. Queues stop after
+// everything started later, so consumers and relays stop first.
+func (s *Stack) openQueue(ctx context.Context, concurrency int) (mq.Queue, error) {
+	if q, ok := s.queues[concurrency]; ok {
+		return q, nil
 	}
-	url := s.cfg.Queue
-	if url == "embedded" {
-		e, err := mq.StartEmbedded(filepath.Join(s.cfg.DataDir, "nats"))
-		if err != nil {
-			return nil, err
+	if s.natsURL == "" {
+		s.natsURL = s.cfg.Queue
+		if s.natsURL == "embedded" {
+			e, err := mq.StartEmbedded(filepath.Join(s.cfg.DataDir, "nats"))
+			if err != nil {
+				return nil, err
+			}
+			s.components = append(s.components, app.Hook("embedded nats", nil, func(context.Context) error { e.Close(); return nil }))
+			s.natsURL = e.URL()
 		}
-		s.components = append(s.components, app.Hook("embedded nats", nil, func(context.Context) error { e.Close(); return nil }))
-		url = e.URL()
 	}
-	q, err := mq.Open(ctx, url, mq.WithSubjectPrefix(s.cfg.QueuePrefix), mq.WithStream(s.cfg.QueueStream))
+	q, err := mq.Open(ctx, s.natsURL, mq.WithSubjectPrefix(s.cfg.QueuePrefix), mq.WithStream(s.cfg.QueueStream),
+		mq.WithConcurrency(concurrency))
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w (is NATS running? scripts/services.sh starts it)", conf.RedactURL(s.cfg.Queue), err)
 	}
 	s.components = append(s.components, app.Hook("queue", nil, func(context.Context) error { return q.Close() }))
-	s.Admin.AddCheck("queue", q.Ping)
-	s.queue = q
+	if len(s.queues) == 0 {
+		s.Admin.AddCheck("queue", q.Ping)
+	}
+	if s.queues == nil {
+		s.queues = map[int]mq.Queue{}
+	}
+	s.queues[concurrency] = q
 	return q, nil
+}
+
+// openCache returns the process's cache, opening it on first use.
+func (s *Stack) openCache(ctx context.Context) (cache.Cache, error) {
+	if s.cache != nil {
+		return s.cache, nil
+	}
+	c, err := cache.Open(ctx, s.cfg.Cache, cache.WithPrefix(s.cfg.CachePrefix))
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w (is Redis running? scripts/services.sh starts it)", s.cfg.Cache, err)
+	}
+	s.components = append(s.components, app.Hook("cache", nil, func(context.Context) error { return c.Close() }))
+	s.Admin.AddCheck("cache", c.Ping)
+	s.cache = c
+	return c, nil
+}
+
+// redisClient returns a client of the cache's Redis, or nil when the cache is in memory.
+func (s *Stack) redisClient() *redis.Client {
+	if s.rdb != nil || !strings.HasPrefix(s.cfg.Cache, "redis://") {
+		return s.rdb
+	}
+	opt, err := redis.ParseURL(s.cfg.Cache)
+	if err != nil {
+		return nil // Validate and openCache report a bad URL
+	}
+	s.rdb = redis.NewClient(opt)
+	s.components = append(s.components, app.Hook("redis", nil, func(context.Context) error { return s.rdb.Close() }))
+	return s.rdb
 }
 
 // serveGRPC adds a gRPC server for name and its registration, which is withdrawn before the

@@ -136,6 +136,13 @@ type Raw interface {
 	SetRaw(body []byte)
 }
 
+// Bodiless is implemented by request types of POST routes that act on their path alone
+// (POST /v1/orders/{id}/pay): an empty body is accepted, and any body is still decoded
+// strictly.
+type Bodiless interface {
+	Bodiless()
+}
+
 // Validator is implemented by request types that check themselves after decoding.
 type Validator interface {
 	Validate() error
@@ -173,7 +180,7 @@ func Route[Req, Resp any](s *Server, pattern string, fn func(ctx context.Context
 				return nil, jsonError(err)
 			}
 			raw.SetRaw(b)
-		} else if hasBody && !(method == http.MethodPut && r.ContentLength == 0) {
+		} else if _, ok := any(in).(Bodiless); hasBody && !((method == http.MethodPut || ok) && r.ContentLength == 0) {
 			if err := DecodeJSON(r.Body, maxBody, in); err != nil {
 				return nil, err
 			}

@@ -31,7 +31,7 @@ func Start(t testing.TB, edit func(*stack.Config)) *Running {
 	t.Helper()
 	cfg := stack.Default()
 	cfg.DataDir = t.TempDir()
-	cfg.Admin.Addr, cfg.BFF.Addr, cfg.Quota.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Admin.Addr, cfg.BFF.Addr, cfg.Quota.Addr, cfg.Provider.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.User.BcryptCost = 4 // bcrypt.MinCost: tests check logic, not hashing strength
 	cfg.StopTimeout = 5 * time.Second
 	// Generous budgets: the race detector on 2 cores is slow, and these tests are about
@@ -169,4 +169,24 @@ func (r *Running) Conn(t testing.TB, service string) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
+}
+
+// Eventually polls check every 20ms until it reports done, failing the test after 20s with
+// what the last check said. For work that happens after an answer: fan-out, queued
+// writes, provider callbacks.
+func Eventually(t testing.TB, what string, check func() (done bool, last string)) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done, last := check()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s; last: %s", what, last)
+		}
+		<-tick.C
+	}
 }

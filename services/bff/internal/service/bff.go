@@ -16,8 +16,16 @@ import (
 	"strconv"
 	"strings"
 
+	commentv1 "github.com/redline-dev/redline/api/comment/v1"
+	feedv1 "github.com/redline-dev/redline/api/feed/v1"
+	historyv1 "github.com/redline-dev/redline/api/history/v1"
 	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
+	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	notev1 "github.com/redline-dev/redline/api/note/v1"
+	orderv1 "github.com/redline-dev/redline/api/order/v1"
+	paymentv1 "github.com/redline-dev/redline/api/payment/v1"
+	productv1 "github.com/redline-dev/redline/api/product/v1"
+	searchv1 "github.com/redline-dev/redline/api/search/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/kit/auth"
 	"github.com/redline-dev/redline/kit/errs"
@@ -31,6 +39,15 @@ type Clients struct {
 	Users        userv1.UserClient
 	Notes        notev1.NoteClient
 	Interactions interactionv1.InteractionClient
+	Products     productv1.ProductClient
+	Carts        productv1.CartClient
+	Inventory    inventoryv1.InventoryClient
+	Orders       orderv1.OrderClient
+	Payments     paymentv1.PaymentClient
+	Comments     commentv1.CommentClient
+	History      historyv1.HistoryClient
+	Search       searchv1.SearchClient
+	Feed         feedv1.FeedClient
 }
 
 // BFF holds the clients the routes call.
@@ -70,6 +87,45 @@ func (b *BFF) Register(s *kithttp.Server, after ...middleware.Middleware) {
 		kithttp.Route(s, "DELETE /v1/notes/{id}/like", b.unlike, authed...)
 		kithttp.Route(s, "PUT /v1/notes/{id}/collect", b.collect, authed...)
 		kithttp.Route(s, "DELETE /v1/notes/{id}/collect", b.uncollect, authed...)
+	}
+	if b.Feed != nil {
+		kithttp.Route(s, "GET /v1/feed", b.home, authed...)
+		kithttp.Route(s, "GET /v1/explore", b.explore, viewer...)
+	}
+	if b.Comments != nil {
+		kithttp.Route(s, "POST /v1/notes/{id}/comments", b.createComment, authed...)
+		kithttp.Route(s, "GET /v1/notes/{id}/comments", b.threads, open...)
+		kithttp.Route(s, "GET /v1/comments/{id}", b.comment, open...)
+		kithttp.Route(s, "GET /v1/comments/{id}/replies", b.replies, open...)
+		kithttp.Route(s, "DELETE /v1/comments/{id}", b.deleteComment, authed...)
+	}
+	if b.History != nil {
+		kithttp.Route(s, "GET /v1/me/history", b.history, authed...)
+		kithttp.Route(s, "DELETE /v1/me/history", b.clearHistory, authed...)
+	}
+	if b.Search != nil {
+		kithttp.Route(s, "GET /v1/search", b.search, open...)
+	}
+	if b.Products != nil {
+		kithttp.Route(s, "GET /v1/products", b.products, open...)
+		kithttp.Route(s, "GET /v1/products/{id}", b.product, open...)
+	}
+	if b.Carts != nil {
+		kithttp.Route(s, "GET /v1/cart", b.cart, authed...)
+		kithttp.Route(s, "PUT /v1/cart/items/{sku_id}", b.putCartItem, authed...)
+		kithttp.Route(s, "DELETE /v1/cart/items/{sku_id}", b.deleteCartItem, authed...)
+	}
+	if b.Orders != nil {
+		kithttp.Route(s, "POST /v1/orders", b.createOrder, authed...)
+		kithttp.Route(s, "GET /v1/orders", b.orders, authed...)
+		kithttp.Route(s, "GET /v1/orders/{id}", b.order, authed...)
+		kithttp.Route(s, "POST /v1/orders/{id}/cancel", b.cancelOrder, authed...)
+	}
+	if b.Payments != nil {
+		kithttp.Route(s, "POST /v1/orders/{id}/pay", b.pay, authed...)
+		kithttp.Route(s, "GET /v1/orders/{id}/payment", b.payment, authed...)
+		// The provider calls this; the payment service checks the signature.
+		kithttp.Route(s, "POST /v1/payments/callback", b.paymentCallback, open...)
 	}
 }
 

@@ -6,20 +6,24 @@ import (
 	"strconv"
 	"time"
 
+	historyv1 "github.com/redline-dev/redline/api/history/v1"
 	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
 	notev1 "github.com/redline-dev/redline/api/note/v1"
 	"github.com/redline-dev/redline/kit/auth"
+	"github.com/redline-dev/redline/kit/errs"
 )
 
 // NoteView is a note as clients see it.
 type NoteView struct {
-	ID        string    `json:"id"`
-	AuthorID  string    `json:"author_id"`
-	Title     string    `json:"title"`
-	Body      string    `json:"body"`
-	Tags      []string  `json:"tags"`
-	Media     []string  `json:"media"`
-	CreatedAt time.Time `json:"created_at"`
+	ID       string   `json:"id"`
+	AuthorID string   `json:"author_id"`
+	Title    string   `json:"title"`
+	Body     string   `json:"body"`
+	Tags     []string `json:"tags"`
+	Media    []string `json:"media"`
+	// ProductIDs are the products the note links to (GET /v1/products/{id}).
+	ProductIDs []string  `json:"product_ids"`
+	CreatedAt  time.Time `json:"created_at"`
 	// Author, Counts and Viewer (the signed-in caller's likes and collects) complete a note
 	// into a card on reads. Each is left out, and Degraded names it, when its service cannot
 	// answer in time, rather than failing the whole read.
@@ -40,7 +44,8 @@ func noteView(n *notev1.NoteInfo) *NoteView {
 		media = []string{}
 	}
 	return &NoteView{id: n.GetId(), authorID: n.GetAuthorId(), ID: strconv.FormatInt(n.GetId(), 10), AuthorID: strconv.FormatInt(n.GetAuthorId(), 10),
-		Title: n.GetTitle(), Body: n.GetBody(), Tags: tags, Media: media, CreatedAt: time.UnixMilli(n.GetCreatedAtMs()).UTC()}
+		Title: n.GetTitle(), Body: n.GetBody(), Tags: tags, Media: media, ProductIDs: idStrings(n.GetProductIds()),
+		CreatedAt: time.UnixMilli(n.GetCreatedAtMs()).UTC()}
 }
 
 // CreateNoteRequest is the body of POST /v1/notes. An Idempotency-Key header makes a
@@ -50,13 +55,16 @@ type CreateNoteRequest struct {
 	Body           string   `json:"body"`
 	Tags           []string `json:"tags"`
 	Media          []string `json:"media"`
+	ProductIDs     []string `json:"product_ids"`
+	products       []int64
 	idempotencyKey string
 }
 
 // Bind implements kithttp.Binder.
-func (c *CreateNoteRequest) Bind(r *http.Request) error {
+func (c *CreateNoteRequest) Bind(r *http.Request) (err error) {
 	c.idempotencyKey = r.Header.Get("Idempotency-Key")
-	return nil
+	c.products, err = parseIDs("product_ids", c.ProductIDs)
+	return err
 }
 
 // CreatedNote answers POST /v1/notes with 201.
@@ -68,7 +76,7 @@ func (CreatedNote) Created() bool { return true }
 func (b *BFF) createNote(ctx context.Context, in *CreateNoteRequest) (*CreatedNote, error) {
 	sub, _ := auth.Subject(ctx)
 	n, err := b.Notes.CreateNote(ctx, &notev1.CreateNoteRequest{AuthorId: sub, Title: in.Title, Body: in.Body,
-		Tags: in.Tags, Media: in.Media, IdempotencyKey: in.idempotencyKey})
+		Tags: in.Tags, Media: in.Media, ProductIds: in.products, IdempotencyKey: in.idempotencyKey})
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +131,20 @@ type UpdateNoteRequest struct {
 	Body  *string   `json:"body"`
 	Tags  *[]string `json:"tags"`
 	Media *[]string `json:"media"`
-	id    int64
+	// ProductIDs replaces the linked products.
+	ProductIDs *[]string `json:"product_ids"`
+	products   []int64
+	id         int64
 }
 
 // Bind implements kithttp.Binder.
 func (u *UpdateNoteRequest) Bind(r *http.Request) (err error) {
-	u.id, err = pathID(r, "id")
+	if u.id, err = pathID(r, "id"); err != nil {
+		return err
+	}
+	if u.ProductIDs != nil {
+		u.products, err = parseIDs("product_ids", *u.ProductIDs)
+	}
 	return err
 }
 
@@ -137,6 +153,9 @@ func (b *BFF) updateNote(ctx context.Context, in *UpdateNoteRequest) (*NoteView,
 	req := &notev1.UpdateNoteRequest{Id: in.id, AuthorId: sub, Title: in.Title, Body: in.Body}
 	if in.Tags != nil {
 		req.SetTags, req.Tags = true, *in.Tags
+	}
+	if in.ProductIDs != nil {
+		req.SetProductIds, req.ProductIds = true, in.products
 	}
 	if in.Media != nil {
 		req.SetMedia, req.Media = true, *in.Media
@@ -183,11 +202,35 @@ func (b *BFF) notesByTag(ctx context.Context, in *TagQuery) (*NotePage, error) {
 	return b.notePage(ctx, r.GetNotes(), r.GetNextCursor())
 }
 
-// viewed counts a view of a note. The count is not worth failing or slowing a read for: it
-// is not retried, and an error is only logged by the client's middleware.
+// viewed counts a view of a note and puts it in a signed-in reader's history. Neither is
+// worth failing a read for: they are not retried, and errors are only logged by the
+// clients' middleware. Both services buffer, so the calls are cheap.
 func (b *BFF) viewed(ctx context.Context, noteID int64) {
-	if b.Interactions == nil {
-		return
+	if b.Interactions != nil {
+		_, _ = b.Interactions.RecordView(ctx, &interactionv1.RecordViewRequest{TargetId: noteID})
 	}
-	_, _ = b.Interactions.RecordView(ctx, &interactionv1.RecordViewRequest{TargetId: noteID})
+	if sub, ok := auth.Subject(ctx); ok && b.History != nil {
+		_, _ = b.History.RecordView(ctx, &historyv1.RecordViewRequest{UserId: sub, NoteId: noteID})
+	}
+}
+
+func idStrings(ids []int64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strconv.FormatInt(id, 10)
+	}
+	return out
+}
+
+// parseIDs reads ids sent as JSON strings (or nothing).
+func parseIDs(field string, in []string) ([]int64, error) {
+	out := make([]int64, len(in))
+	for i, s := range in {
+		id, err := optionalID(field, s)
+		if err != nil || id == 0 {
+			return nil, errs.InvalidArgument("INVALID_ID", "%s[%d] %q is not an id: ids are positive integers", field, i, s)
+		}
+		out[i] = id
+	}
+	return out, nil
 }
