@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -172,6 +173,21 @@ func TestPostgresSchema(t *testing.T) {
 	err := db.QueryRowContext(ctx, `SELECT table_schema FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()`, "widgets").Scan(&got)
 	if err != nil || got != schema {
 		t.Fatalf("widgets is in schema %q, %v; want %q", got, err, schema)
+	}
+	// The pool keeps its connections when idle: a burst of concurrent queries must not open
+	// and close a PostgreSQL backend per query.
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			var one int
+			if err := db.QueryRowContext(ctx, `SELECT 1 FROM pg_sleep(0.05)`).Scan(&one); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if st := db.Stats(); st.MaxOpenConnections != DefaultMaxConns || st.Idle < 3 {
+		t.Fatalf("pool after a burst of 8: %+v; want max %d open and the burst's connections kept idle", st, DefaultMaxConns)
 	}
 	// A second DB on the same schema sees the table: the schema already existing is fine.
 	db2 := openPostgresIn(t, schema)
