@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"net"
 	"net/http"
@@ -279,10 +282,16 @@ func TestServeWithEtcdSurvivesNoteCrash(t *testing.T) {
 		// This test owns its registry keys.
 		fmt.Sprintf("REDLINE_REGISTRY_PREFIX=/redline-test/%s-%d/", t.Name(), time.Now().UnixNano()),
 		"REDLINE_REGISTRY_TTL=2s",
+		// Note publishes its events to the feed through the shared NATS, on a stream of its own.
+		"REDLINE_QUEUE=nats://127.0.0.1:4222",
+		fmt.Sprintf("REDLINE_QUEUE_PREFIX=e2e%d", time.Now().UnixNano()),
+		fmt.Sprintf("REDLINE_QUEUE_STREAM=E2E_%d", time.Now().UnixNano()),
 	}
+	t.Cleanup(func() { deleteStream(t, strings.TrimPrefix(env[len(env)-1], "REDLINE_QUEUE_STREAM=")) })
 	userAdmin, noteAdmin, bffAdmin, bff := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	noteAddr := freeAddr(t)
 	start(t, dir, env, "serve", "user", "--admin.addr", userAdmin)
+	start(t, dir, env, "serve", "feed", "--admin.addr", freeAddr(t))
 	startNote := func() *proc {
 		return start(t, dir, env, "serve", "note", "--admin.addr", noteAdmin, "--note.addr", noteAddr)
 	}
@@ -319,4 +328,23 @@ func TestServeWithEtcdSurvivesNoteCrash(t *testing.T) {
 		code, _ := post(t, base+"/notes", `{"title":"after the restart"}`, "Authorization", bearer)
 		return code == 201
 	})
+}
+
+// deleteStream removes a test's JetStream stream from the shared NATS server.
+func deleteStream(t *testing.T, name string) {
+	nc, err := nats.Connect("nats://127.0.0.1:4222")
+	if err != nil {
+		t.Logf("delete stream %s: %v", name, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = js.DeleteStream(ctx, name)
+	}
+	if err != nil {
+		t.Logf("delete stream %s: %v", name, err)
+	}
 }

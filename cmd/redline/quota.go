@@ -32,7 +32,7 @@ so several can serve together.`,
 	serve.RunE = func(cmd *cobra.Command, _ []string) error {
 		return run(cmd, *path, []string{stack.QuotaName}, func(w io.Writer, s *stack.Stack) {
 			fmt.Fprintf(w, "quota is up\n  gRPC   %s\n  admin  %s\n", s.GRPCAddr(stack.QuotaName), s.AdminURL())
-		})
+		}, nil)
 	}
 	status := &cobra.Command{
 		Use:   "status",

@@ -15,6 +15,7 @@ import (
 	"github.com/redline-dev/redline/kit/conf"
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/kit/trace"
+	"github.com/redline-dev/redline/services/seed"
 	"github.com/redline-dev/redline/services/stack"
 )
 
@@ -42,7 +43,7 @@ func configFlags(fs *pflag.FlagSet) *string {
 
 // run loads the configuration, builds the named services and runs them until a signal.
 // banner prints the addresses once everything listens.
-func run(cmd *cobra.Command, path string, services []string, banner func(w io.Writer, s *stack.Stack)) error {
+func run(cmd *cobra.Command, path string, services []string, banner func(w io.Writer, s *stack.Stack), seedOpts *seed.Options) error {
 	ctx := cmd.Context()
 	cfg := stack.Default()
 	opts := []conf.Option{conf.WithFlags(cmd.Flags())}
@@ -87,6 +88,9 @@ func run(cmd *cobra.Command, path string, services []string, banner func(w io.Wr
 		return nil
 	}, nil)
 	comps := append(st.Components(), watch, printed)
+	if seedOpts != nil {
+		comps = append(comps, st.Seeder(*seedOpts))
+	}
 	a := app.New(app.Name(name), app.Components(comps...), app.Drainers(st.Admin), app.Logger(logger),
 		app.StopTimeout(cfg.StopTimeout), app.DrainDelay(cfg.Drain))
 	if err := a.Run(ctx); err != nil {
@@ -99,18 +103,32 @@ func newUp() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run every demo service in one process on embedded stores",
-		Long: `up runs every service (quota, user, note, interaction, inventory, bff) in one
+		Long: `up runs every service (` + strings.Join(stack.Services, ", ") + `) in one
 process. Each service listens on its own loopback port and they call each other over
-real gRPC, found through the in-memory registry. Data lives in SQLite files under --data-dir. Ctrl-C stops
-gracefully: readiness turns false, in-flight requests finish, then the servers stop.`,
+real gRPC, found through the in-memory registry; events go through an embedded NATS
+server. Data lives in SQLite files under --data-dir. Ctrl-C stops gracefully: readiness
+turns false, in-flight requests finish, then the servers stop.
+
+--seed loads a demo data set once everything listens (users with a long-tailed follower
+graph, notes with tags, likes, products with stock), logging its progress; log in as
+` + seed.DemoUser + ` / ` + seed.DemoPassword + ` to see a populated feed. It runs once per data dir.`,
 		Args: cobra.NoArgs,
 	}
 	path := configFlags(cmd.Flags())
+	doSeed := cmd.Flags().Bool("seed", false, "load the demo data set after start (once per data dir)")
+	var opts seed.Options
+	cmd.Flags().IntVar(&opts.Users, "seed-users", 200, "users to seed")
+	cmd.Flags().IntVar(&opts.Notes, "seed-notes", 1200, "notes to seed")
+	cmd.Flags().IntVar(&opts.Products, "seed-products", 40, "products to seed")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		var so *seed.Options
+		if *doSeed {
+			so = &opts
+		}
 		return run(cmd, *path, nil, func(w io.Writer, s *stack.Stack) {
 			fmt.Fprintf(w, "redline is up\n  BFF (public API)  %s/v1\n  admin             %s  (/readyz /metrics /state /config)\n  dashboard         %s/\n  stop with Ctrl-C\n",
 				s.BFFURL(), s.AdminURL(), s.AdminURL())
-		})
+		}, so)
 	}
 	return cmd
 }
@@ -148,7 +166,7 @@ Example, with etcd from scripts/services.sh:
 				fmt.Fprintf(w, "  gRPC              %s\n", a)
 			}
 			fmt.Fprintf(w, "  admin             %s\n", s.AdminURL())
-		})
+		}, nil)
 	}
 	return cmd
 }

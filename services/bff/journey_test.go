@@ -6,9 +6,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	productv1 "github.com/redline-dev/redline/api/product/v1"
+	"github.com/redline-dev/redline/kit/data/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/services/stack"
 	"github.com/redline-dev/redline/services/stack/stacktest"
 )
@@ -16,7 +21,53 @@ import (
 // TestJourney is the README's walk-through as a test: follow, post, see it in a feed, like,
 // comment, search, add to cart, order, pay.
 func TestJourney(t *testing.T) {
-	s := stacktest.Start(t, func(c *stack.Config) { c.Provider.Delay = 0 })
+	journey(t, stacktest.Start(t, func(c *stack.Config) { c.Provider.Delay = 0 }))
+}
+
+// TestJourneyOnPostgresRedisNATS runs the journey on the production stores: every service
+// on its own PostgreSQL schema, the cache in Redis, the queue on the NATS server, each
+// under a prefix of this test's own.
+func TestJourneyOnPostgresRedisNATS(t *testing.T) {
+	dsns := map[string]string{}
+	for _, svc := range []string{"user", "note", "interaction", "inventory", "product", "order", "payment", "feed",
+		"comment", "history", "search"} {
+		_, schema := sqldbtest.Postgres(t, "journey_"+svc)
+		dsns[svc] = sqldbtest.PostgresURL() + "&search_path=" + schema
+	}
+	suffix := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_")) + fmt.Sprint(time.Now().UnixNano()%1e9)
+	stream := "JOURNEY_" + fmt.Sprint(time.Now().UnixNano()%1e9)
+	t.Cleanup(func() { deleteStream(t, stream) })
+	s := stacktest.Start(t, func(c *stack.Config) {
+		c.Provider.Delay = 0
+		c.User.DB, c.Note.DB, c.Interaction.DB, c.Inventory.DB = dsns["user"], dsns["note"], dsns["interaction"], dsns["inventory"]
+		c.Product.DB, c.Order.DB, c.Payment.DB, c.Feed.DB = dsns["product"], dsns["order"], dsns["payment"], dsns["feed"]
+		c.Comment.DB, c.History.DB, c.Search.DB = dsns["comment"], dsns["history"], dsns["search"]
+		c.Cache, c.CachePrefix = "redis://127.0.0.1:6379/0", "journey:"+suffix+":"
+		c.Queue, c.QueuePrefix, c.QueueStream = "nats://127.0.0.1:4222", "j"+suffix, stream
+	})
+	journey(t, s)
+}
+
+// deleteStream removes a test's JetStream stream from the shared NATS server.
+func deleteStream(t *testing.T, name string) {
+	nc, err := nats.Connect("nats://127.0.0.1:4222")
+	if err != nil {
+		t.Logf("delete stream %s: %v", name, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = js.DeleteStream(ctx, name)
+	}
+	if err != nil {
+		t.Logf("delete stream %s: %v", name, err)
+	}
+}
+
+func journey(t *testing.T, s *stacktest.Running) {
 	alice, aliceID := stacktest.Session(t, s.BFF, "alice")
 	bob, _ := stacktest.Session(t, s.BFF, "bob")
 	auth := func(b string) []string { return []string{"Authorization", b} }

@@ -98,8 +98,20 @@ func Run(ctx context.Context, c Clients, o Options) (*Result, error) {
 	r := rand.New(rand.NewPCG(o.Seed, 0x5eed))
 	res := &Result{}
 
+	// The shop first: it is quick, and a newcomer walking through the README reaches the
+	// cart while the users are still being registered.
+	var products []int64
+	var err error
+	if c.Shop != nil {
+		if products, err = c.Shop.Products(ctx, o.Products, r); err != nil {
+			return res, fmt.Errorf("seed products: %w", err)
+		}
+		o.Progress("products", len(products), o.Products)
+		res.Products = len(products)
+	}
+
 	users := make([]int64, o.Users)
-	err := parallel(ctx, o.Workers, o.Users, func(ctx context.Context, i int) error {
+	err = parallel(ctx, o.Workers, o.Users, func(ctx context.Context, i int) error {
 		id, err := ensureUser(ctx, c.Users, userName(i))
 		users[i] = id
 		return err
@@ -138,15 +150,6 @@ func Run(ctx context.Context, c Clients, o Options) (*Result, error) {
 		return res, fmt.Errorf("seed follows: %w", err)
 	}
 	res.Follows = len(edges)
-
-	var products []int64
-	if c.Shop != nil {
-		if products, err = c.Shop.Products(ctx, o.Products, r); err != nil {
-			return res, fmt.Errorf("seed products: %w", err)
-		}
-		o.Progress("products", len(products), o.Products)
-		res.Products = len(products)
-	}
 
 	// Popular users post more. Notes are drawn up front so the data set does not depend on
 	// the order calls finish in.

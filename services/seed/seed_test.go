@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
+	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	notev1 "github.com/redline-dev/redline/api/note/v1"
+	productv1 "github.com/redline-dev/redline/api/product/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/services/seed"
 	"github.com/redline-dev/redline/services/stack/stacktest"
@@ -15,10 +17,12 @@ import (
 func TestSeedIsLongTailedAndIdempotent(t *testing.T) {
 	s := stacktest.Start(t, nil)
 	c := seed.Clients{Users: userv1.NewUserClient(s.Conn(t, "user")), Notes: notev1.NewNoteClient(s.Conn(t, "note")),
-		Interactions: interactionv1.NewInteractionClient(s.Conn(t, "interaction"))}
+		Interactions: interactionv1.NewInteractionClient(s.Conn(t, "interaction")),
+		Shop: seed.Catalog{Product: productv1.NewProductClient(s.Conn(t, "product")),
+			Inventory: inventoryv1.NewInventoryClient(s.Conn(t, "inventory"))}}
 	ctx := context.Background()
 	var stages []string
-	opts := seed.Options{Users: 40, Notes: 120, Likes: 300, Progress: func(stage string, done, total int) {
+	opts := seed.Options{Users: 40, Notes: 120, Likes: 300, Products: 10, Progress: func(stage string, done, total int) {
 		if done == total && !slices.Contains(stages, stage) {
 			stages = append(stages, stage)
 		}
@@ -27,7 +31,7 @@ func TestSeedIsLongTailedAndIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"users", "follows", "notes", "likes"}; !slices.Equal(stages, want) {
+	if want := []string{"products", "users", "follows", "notes", "likes"}; !slices.Equal(stages, want) {
 		t.Fatalf("progress reported %v; want every stage to finish: %v", stages, want)
 	}
 	snapshot := func() (followers, notes []int) {
@@ -59,6 +63,9 @@ func TestSeedIsLongTailedAndIdempotent(t *testing.T) {
 	t.Logf("followers: top %d, median %d; %d follows; %d notes, the demo user's %d", top, median, res.Follows, total, notes[0])
 	if top < 4*max(median, 1) {
 		t.Errorf("follower counts %v are not long-tailed: top %d vs median %d", sorted, top, median)
+	}
+	if res.Products != 10 {
+		t.Errorf("%d products; want 10", res.Products)
 	}
 	if total != 120 || notes[0] != 0 {
 		t.Errorf("%d notes, %d by the demo user; want 120, none by the demo user (it reads)", total, notes[0])
