@@ -145,7 +145,9 @@ func Tracing() Middleware {
 	}
 }
 
-// Logging writes one access record per server request: info for success, warn for client
+// Logging writes one access record per server request: success at info on HTTP servers
+// (the edge, where requests come from outside) and at debug on gRPC servers (internal hops:
+// one page is a dozen of them, and metrics and traces already count them), warn for client
 // errors, error for server errors. On a client it logs failed calls only, at warn, since the
 // server logs the rest. Bodies are never logged: they may hold secrets.
 func Logging(logger *slog.Logger) Middleware {
@@ -157,6 +159,9 @@ func Logging(logger *slog.Logger) Middleware {
 				return resp, err
 			}
 			level := slog.LevelInfo
+			if info.Kind == GRPC {
+				level = slog.LevelDebug
+			}
 			if err != nil {
 				level = slog.LevelWarn
 				if st := errs.HTTPStatus(errs.Code(err)); st >= 500 || st == 499 && info.Side == Client {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"time"
 
@@ -110,8 +111,10 @@ func Run(ctx context.Context, c Clients, o Options) (*Result, error) {
 		res.Products = len(products)
 	}
 
+	// Registering hashes a password (bcrypt, CPU-bound on purpose): more workers than
+	// cores only queue up and time out.
 	users := make([]int64, o.Users)
-	err = parallel(ctx, o.Workers, o.Users, func(ctx context.Context, i int) error {
+	err = parallel(ctx, min(o.Workers, runtime.GOMAXPROCS(0)), o.Users, func(ctx context.Context, i int) error {
 		id, err := ensureUser(ctx, c.Users, userName(i))
 		users[i] = id
 		return err
@@ -277,14 +280,16 @@ feed:
 }
 
 // withBackoff calls f until it succeeds, fails for good, or has tried 20 times. A seed is a
-// batch job and the services shed load to protect interactive traffic: an overloaded or
-// unavailable answer means "later", so it waits 50ms, doubling to 2s, with jitter.
+// batch job and the services shed load to protect interactive traffic: an overloaded,
+// unavailable or timed-out answer means "later", so it waits 50ms, doubling to 2s, with
+// jitter. Every call the seed makes is safe to repeat (idempotency keys, set-not-add,
+// register-or-login).
 func withBackoff(ctx context.Context, f func() error) error {
 	wait := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := f()
 		c := errs.Code(err)
-		if err == nil || attempt == 20 || (c != codes.ResourceExhausted && c != codes.Unavailable) {
+		if err == nil || attempt == 20 || (c != codes.ResourceExhausted && c != codes.Unavailable && c != codes.DeadlineExceeded) {
 			return err
 		}
 		if err := clock.Sleep(ctx, wait/2+rand.N(wait/2)); err != nil {
