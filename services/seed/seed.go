@@ -115,7 +115,7 @@ func Run(ctx context.Context, c Clients, o Options) (*Result, error) {
 	// cores only queue up and time out.
 	users := make([]int64, o.Users)
 	err = parallel(ctx, min(o.Workers, runtime.GOMAXPROCS(0)), o.Users, func(ctx context.Context, i int) error {
-		id, err := ensureUser(ctx, c.Users, userName(i))
+		id, err := ensureUser(ctx, c.Users, UserName(i))
 		users[i] = id
 		return err
 	}, func(done int) { o.Progress("users", done, o.Users) })
@@ -191,7 +191,8 @@ func Run(ctx context.Context, c Clients, o Options) (*Result, error) {
 	return res, nil
 }
 
-func userName(i int) string {
+// UserName is the username of the i-th seeded user (0 is DemoUser); all have DemoPassword.
+func UserName(i int) string {
 	if i == 0 {
 		return DemoUser
 	}
