@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -62,7 +63,8 @@ func TestRedNoteLoad(t *testing.T) {
 	// Every request comes from 127.0.0.1, one caller to the edge rate limit (100/s): off,
 	// since this measures capacity, not the per-caller limit.
 	cmd.Env = append(os.Environ(), "REDLINE_PAYPROVIDER__ADDR="+provider, "REDLINE_HA__RATELIMIT__OFF=true",
-		"REDLINE_ORDER__PAYMENT_TIMEOUT=15s", "REDLINE_ORDER__CLOSE_INTERVAL=1s")
+		// Unpaid orders close after the run, not during it, so the stock check can bound them.
+		fmt.Sprintf("REDLINE_ORDER__PAYMENT_TIMEOUT=%s", duration+20*time.Second), "REDLINE_ORDER__CLOSE_INTERVAL=1s")
 	if os.Getenv("REDLINE_BENCH_PG") == "1" {
 		for _, svc := range []string{"product", "inventory", "order"} {
 			cmd.Env = append(cmd.Env, fmt.Sprintf("REDLINE_%s__DB=%s", strings.ToUpper(svc), pgSchema(t, "bench_"+svc)))
@@ -115,6 +117,20 @@ func TestRedNoteLoad(t *testing.T) {
 		return nil
 	}
 	t.Logf("machine: %d CPUs, %s", runtime.NumCPU(), cpuModel())
+	if path := os.Getenv("REDLINE_BENCH_PROFILE"); path != "" {
+		// A CPU profile of the server during the home-feed attack.
+		go func() {
+			resp, err := http.Get("http://" + admin + "/debug/pprof/profile?seconds=" + fmt.Sprint(int(duration.Seconds()/2)))
+			if err != nil {
+				t.Logf("profile: %v", err)
+				return
+			}
+			defer resp.Body.Close()
+			f, _ := os.Create(path)
+			defer f.Close()
+			_, _ = io.Copy(f, resp.Body)
+		}()
+	}
 	report(t, "home feed", openAttack(feedRate, duration, feed))
 	report(t, "explore hot", openAttack(feedRate, duration, explore))
 
@@ -169,7 +185,7 @@ func TestRedNoteLoad(t *testing.T) {
 	// bench checks two things it can be sure of:
 	//   - now, every SKU's stock fell by at least the units of orders answered 201, and by
 	//     at most the units of every order not closed;
-	//   - once order.payment_timeout has passed (15s here), every unpaid order has closed
+	//   - once order.payment_timeout has passed (the run's length + 20s), every unpaid order has closed
 	//     itself and every unit is back: stock equals what it was before, on every SKU.
 	var soldOut, created int
 	confirmed := map[string]int64{}
@@ -235,7 +251,7 @@ func TestRedNoteLoad(t *testing.T) {
 	}
 	t.Logf("orders: %d answered 201 (%.0f/s), %d not closed in all, %d sold out; stock within bounds on every SKU: %v",
 		total, float64(total)/duration.Seconds(), placed, soldOut, !t.Failed())
-	settle := time.Now().Add(90 * time.Second)
+	settle := time.Now().Add(duration + 90*time.Second)
 	for {
 		now, n := stockOf(), 0
 		for _, sku := range skus {
@@ -248,7 +264,7 @@ func TestRedNoteLoad(t *testing.T) {
 			break
 		}
 		if time.Now().After(settle) {
-			t.Fatalf("90s after the run %d SKUs still differ from their initial stock", n)
+			t.Fatalf("well past the payment timeout %d SKUs still differ from their initial stock", n)
 		}
 		time.Sleep(time.Second)
 	}
@@ -270,6 +286,15 @@ func report(t *testing.T, name string, res []vegeta.Result) {
 		m.Add(&res[i])
 	}
 	m.Close()
+	reasons := map[string]int{}
+	for _, r := range res {
+		if r.Code >= 300 {
+			var b struct{ Error struct{ Reason string } }
+			_ = json.Unmarshal(r.Body, &b)
+			reasons[fmt.Sprint(r.Code)+" "+b.Error.Reason]++
+		}
+	}
+	defer t.Logf("%-12s refusals by reason: %v", name, reasons)
 	t.Logf("%-12s rate %.0f/s  throughput %.0f/s  success %.4f  p50 %v  p90 %v  p99 %v  max %v  codes %v",
 		name, m.Rate, m.Throughput, m.Success, m.Latencies.P50.Round(10*time.Microsecond), m.Latencies.P90.Round(10*time.Microsecond),
 		m.Latencies.P99.Round(10*time.Microsecond), m.Latencies.Max.Round(10*time.Microsecond), m.StatusCodes)
