@@ -3,11 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redline-dev/redline/kit/data/mq/mqtest"
 )
 
 // These tests run the real binary, as a user would.
@@ -287,7 +286,7 @@ func TestServeWithEtcdSurvivesNoteCrash(t *testing.T) {
 		fmt.Sprintf("REDLINE_QUEUE_PREFIX=e2e%d", time.Now().UnixNano()),
 		fmt.Sprintf("REDLINE_QUEUE_STREAM=E2E_%d", time.Now().UnixNano()),
 	}
-	t.Cleanup(func() { deleteStream(t, strings.TrimPrefix(env[len(env)-1], "REDLINE_QUEUE_STREAM=")) })
+	mqtest.DeleteStreamAtCleanup(t, mqtest.URL, strings.TrimPrefix(env[len(env)-1], "REDLINE_QUEUE_STREAM="))
 	userAdmin, noteAdmin, bffAdmin, bff := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	noteAddr := freeAddr(t)
 	start(t, dir, env, "serve", "user", "--admin.addr", userAdmin)
@@ -328,23 +327,4 @@ func TestServeWithEtcdSurvivesNoteCrash(t *testing.T) {
 		code, _ := post(t, base+"/notes", `{"title":"after the restart"}`, "Authorization", bearer)
 		return code == 201
 	})
-}
-
-// deleteStream removes a test's JetStream stream from the shared NATS server.
-func deleteStream(t *testing.T, name string) {
-	nc, err := nats.Connect("nats://127.0.0.1:4222")
-	if err != nil {
-		t.Logf("delete stream %s: %v", name, err)
-		return
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = js.DeleteStream(ctx, name)
-	}
-	if err != nil {
-		t.Logf("delete stream %s: %v", name, err)
-	}
 }

@@ -138,16 +138,20 @@ func newServe() *cobra.Command {
 		Use:       "serve SERVICE",
 		Short:     "Run one service in this process (" + strings.Join(stack.Services, ", ") + ")",
 		ValidArgs: stack.Services,
-		Long: `serve runs one service, registered in --registry so the others find it. Run
-the user and note services first or in any order; the BFF's /readyz reports which
-dependency has no instance until it appears. Separate processes must share
-auth.token_key (REDLINE_AUTH__TOKEN_KEY).
+		Long: `serve runs one service, registered in --registry so the others find it. Start
+them in any order; the BFF's /readyz reports which dependency (user, note, feed) has no
+instance until it appears, and its other routes degrade until theirs do. Separate
+processes must share auth.token_key (REDLINE_AUTH__TOKEN_KEY), one queue
+(REDLINE_QUEUE=nats://...: note, product, feed, comment and search use it) and, for
+payment and payprovider, payment.secret (REDLINE_PAYMENT__SECRET).
 
-Example, with etcd from scripts/services.sh:
+Example, with etcd and NATS from scripts/services.sh:
   export REDLINE_AUTH__TOKEN_KEY=$(head -c 24 /dev/urandom | base64)
-  redline serve user --registry etcd://127.0.0.1:2379 --admin.addr 127.0.0.1:9091 --data-dir data
-  redline serve note --registry etcd://127.0.0.1:2379 --admin.addr 127.0.0.1:9092 --data-dir data
-  redline serve bff  --registry etcd://127.0.0.1:2379 --admin.addr 127.0.0.1:9093`,
+  export REDLINE_REGISTRY=etcd://127.0.0.1:2379 REDLINE_QUEUE=nats://127.0.0.1:4222
+  redline serve user --admin.addr 127.0.0.1:9091 --data-dir data
+  redline serve note --admin.addr 127.0.0.1:9092 --data-dir data
+  redline serve feed --admin.addr 127.0.0.1:9094 --data-dir data
+  redline serve bff  --admin.addr 127.0.0.1:9093`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("serve needs one service: %s", strings.Join(stack.Services, ", "))}

@@ -8,11 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	productv1 "github.com/redline-dev/redline/api/product/v1"
+	"github.com/redline-dev/redline/kit/data/mq/mqtest"
 	"github.com/redline-dev/redline/kit/data/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/services/stack"
 	"github.com/redline-dev/redline/services/stack/stacktest"
@@ -36,35 +34,16 @@ func TestJourneyOnPostgresRedisNATS(t *testing.T) {
 	}
 	suffix := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_")) + fmt.Sprint(time.Now().UnixNano()%1e9)
 	stream := "JOURNEY_" + fmt.Sprint(time.Now().UnixNano()%1e9)
-	t.Cleanup(func() { deleteStream(t, stream) })
+	mqtest.DeleteStreamAtCleanup(t, mqtest.URL, stream)
 	s := stacktest.Start(t, func(c *stack.Config) {
 		c.Provider.Delay = 0
 		c.User.DB, c.Note.DB, c.Interaction.DB, c.Inventory.DB = dsns["user"], dsns["note"], dsns["interaction"], dsns["inventory"]
 		c.Product.DB, c.Order.DB, c.Payment.DB, c.Feed.DB = dsns["product"], dsns["order"], dsns["payment"], dsns["feed"]
 		c.Comment.DB, c.History.DB, c.Search.DB = dsns["comment"], dsns["history"], dsns["search"]
 		c.Cache, c.CachePrefix = "redis://127.0.0.1:6379/0", "journey:"+suffix+":"
-		c.Queue, c.QueuePrefix, c.QueueStream = "nats://127.0.0.1:4222", "j"+suffix, stream
+		c.Queue, c.QueuePrefix, c.QueueStream = mqtest.URL, "j"+suffix, stream
 	})
 	journey(t, s)
-}
-
-// deleteStream removes a test's JetStream stream from the shared NATS server.
-func deleteStream(t *testing.T, name string) {
-	nc, err := nats.Connect("nats://127.0.0.1:4222")
-	if err != nil {
-		t.Logf("delete stream %s: %v", name, err)
-		return
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = js.DeleteStream(ctx, name)
-	}
-	if err != nil {
-		t.Logf("delete stream %s: %v", name, err)
-	}
 }
 
 func journey(t *testing.T, s *stacktest.Running) {

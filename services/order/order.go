@@ -25,7 +25,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,6 +33,7 @@ import (
 	orderv1 "github.com/redline-dev/redline/api/order/v1"
 	productv1 "github.com/redline-dev/redline/api/product/v1"
 	"github.com/redline-dev/redline/ha/clock"
+	"github.com/redline-dev/redline/kit/app"
 	"github.com/redline-dev/redline/kit/data/sqldb"
 	"github.com/redline-dev/redline/services/order/internal/biz"
 	"github.com/redline-dev/redline/services/order/internal/data"
@@ -138,9 +138,11 @@ func New(ctx context.Context, db *sqldb.DB, products ProductClient, inventory In
 	}
 	uc := biz.NewUsecase(data.NewRepo(db), catalog{products}, stock{inventory}, biz.Config{
 		PaymentTimeout: o.paymentTimeout, SettleGrace: o.settleGrace, Clock: o.clock, Logger: o.logger})
-	c := &Closer{uc: uc, interval: o.closeInterval, timeout: o.sweepTimeout, logger: o.logger,
-		done: make(chan struct{}), stopped: make(chan struct{})}
-	go c.run()
+	c := &Closer{uc: uc}
+	c.Periodic = app.StartPeriodic("order closer", o.closeInterval, o.sweepTimeout, o.logger, func(ctx context.Context) error {
+		_, err := uc.Sweep(ctx)
+		return err
+	})
 	return service.New(uc), c, nil
 }
 
@@ -148,45 +150,13 @@ func New(ctx context.Context, db *sqldb.DB, products ProductClient, inventory In
 // and retries inventory calls that failed. Several order instances may run one each: every
 // close is a conditional update, so each order closes once.
 type Closer struct {
-	uc       *biz.Usecase
-	interval time.Duration
-	timeout  time.Duration
-	logger   *slog.Logger
-	done     chan struct{}
-	stopped  chan struct{}
-	once     sync.Once
+	*app.Periodic // Close stops the loop after the round in progress
+	uc            *biz.Usecase
 }
 
 // Sweep runs one round now: it closes the orders expired by the clock's now and retries the
 // inventory calls owed, and returns how many orders it closed.
 func (c *Closer) Sweep(ctx context.Context) (int, error) { return c.uc.Sweep(ctx) }
-
-// Close stops the loop after the round in progress. Safe to call more than once.
-func (c *Closer) Close() error {
-	c.once.Do(func() {
-		close(c.done)
-		<-c.stopped
-	})
-	return nil
-}
-
-func (c *Closer) run() {
-	defer close(c.stopped)
-	t := time.NewTicker(c.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-		if _, err := c.uc.Sweep(ctx); err != nil {
-			c.logger.Warn("order: closer round failed; the next one retries", "err", err)
-		}
-		cancel()
-	}
-}
 
 // catalog adapts the product client to biz.Catalog.
 type catalog struct{ c ProductClient }

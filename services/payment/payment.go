@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -29,6 +28,7 @@ import (
 	orderv1 "github.com/redline-dev/redline/api/order/v1"
 	paymentv1 "github.com/redline-dev/redline/api/payment/v1"
 	"github.com/redline-dev/redline/ha/clock"
+	"github.com/redline-dev/redline/kit/app"
 	"github.com/redline-dev/redline/kit/data/sqldb"
 	"github.com/redline-dev/redline/services/payment/internal/biz"
 	"github.com/redline-dev/redline/services/payment/internal/data"
@@ -139,53 +139,23 @@ func New(ctx context.Context, db *sqldb.DB, orders OrderClient, charger Charger,
 	}
 	uc := biz.NewUsecase(data.NewRepo(db), orderPort{orders}, charger, biz.Config{Secret: cfg.Secret,
 		CallbackURL: cfg.CallbackURL, RetryGrace: o.retryGrace, Clock: o.clock, Logger: o.logger})
-	r := &Retrier{uc: uc, interval: o.retryInterval, timeout: o.retryTimeout, logger: o.logger,
-		done: make(chan struct{}), stopped: make(chan struct{})}
-	go r.run()
+	r := &Retrier{uc: uc}
+	r.Periodic = app.StartPeriodic("payment retrier", o.retryInterval, o.retryTimeout, o.logger, func(ctx context.Context) error {
+		_, err := uc.Retry(ctx)
+		return err
+	})
 	return service.New(uc), r, nil
 }
 
 // Retrier is the loop that retries MarkPaid for succeeded payments the order service has
 // not taken, and charges the provider has not accepted.
 type Retrier struct {
-	uc       *biz.Usecase
-	interval time.Duration
-	timeout  time.Duration
-	logger   *slog.Logger
-	done     chan struct{}
-	stopped  chan struct{}
-	once     sync.Once
+	*app.Periodic // Close stops the loop after the round in progress
+	uc            *biz.Usecase
 }
 
 // Retry runs one round now and returns how many payments it looked at.
 func (r *Retrier) Retry(ctx context.Context) (int, error) { return r.uc.Retry(ctx) }
-
-// Close stops the loop after the round in progress. Safe to call more than once.
-func (r *Retrier) Close() error {
-	r.once.Do(func() {
-		close(r.done)
-		<-r.stopped
-	})
-	return nil
-}
-
-func (r *Retrier) run() {
-	defer close(r.stopped)
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.done:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-		if _, err := r.uc.Retry(ctx); err != nil {
-			r.logger.Warn("payment: retry round failed; the next one tries again", "err", err)
-		}
-		cancel()
-	}
-}
 
 // orderPort adapts the order client to biz.Orders.
 type orderPort struct{ c OrderClient }
