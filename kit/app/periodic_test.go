@@ -36,7 +36,7 @@ func TestPeriodicRunsRoundsUntilClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := rounds.Load()
-	_ = p.Close() // twice is fine
+	_ = p.Close()                     // twice is fine
 	time.Sleep(20 * time.Millisecond) // would leave room for a round that should not happen
 	if got := rounds.Load(); got != after {
 		t.Fatalf("%d rounds ran after Close returned", got-after)
