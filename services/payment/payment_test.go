@@ -530,6 +530,9 @@ func TestEndToEnd(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+	// From here on nothing may confirm again: replays change nothing. (The first confirm may
+	// have needed the closer's retry above, so count from now.)
+	confirms := f.shop.Stock.Confirms.Load()
 	waitDelivered := func(n uint64) {
 		for mock.Stats().Delivered < n || replies.Load() < int64(n) {
 			select {
@@ -554,7 +557,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil || got.GetState() != paymentv1.PaymentState_PAYMENT_STATE_SUCCEEDED || got.GetProviderRef() == "" {
 		t.Fatalf("GetPayment = %v, %v; want SUCCEEDED with the provider's ref", got, err)
 	}
-	if f.shop.Stock.Confirms.Load() != 1 || f.orders.markPaid.Load() != 1 {
-		t.Fatalf("Confirm, MarkPaid calls = %d, %d; want 1, 1", f.shop.Stock.Confirms.Load(), f.orders.markPaid.Load())
+	if n := f.shop.Stock.Confirms.Load() - confirms; n != 0 || f.orders.markPaid.Load() != 1 {
+		t.Fatalf("after the replays: %d more Confirm calls, %d MarkPaid calls; want 0 and 1", n, f.orders.markPaid.Load())
 	}
 }
