@@ -65,6 +65,11 @@ func TestRedNoteLoad(t *testing.T) {
 	cmd.Env = append(os.Environ(), "REDLINE_PAYPROVIDER__ADDR="+provider, "REDLINE_HA__RATELIMIT__OFF=true",
 		// Unpaid orders close after the run, not during it, so the stock check can bound them.
 		fmt.Sprintf("REDLINE_ORDER__PAYMENT_TIMEOUT=%s", duration+20*time.Second), "REDLINE_ORDER__CLOSE_INTERVAL=1s")
+	// REDLINE_BENCH_SHED_OFF=1 turns the shedder off: it reads the machine's CPU, which here
+	// includes this load generator, so it measures what the stack does without it.
+	if os.Getenv("REDLINE_BENCH_SHED_OFF") == "1" {
+		cmd.Env = append(cmd.Env, "REDLINE_HA__SHED__OFF=true")
+	}
 	if os.Getenv("REDLINE_BENCH_PG") == "1" {
 		for _, svc := range []string{"product", "inventory", "order"} {
 			cmd.Env = append(cmd.Env, fmt.Sprintf("REDLINE_%s__DB=%s", strings.ToUpper(svc), pgSchema(t, "bench_"+svc)))
