@@ -51,6 +51,13 @@ func MaxPending(n int) Option {
 	return func(o *options) { o.batcher = append(o.batcher, biz.MaxPending(n)) }
 }
 
+// StoredTTL is how long counters read from the database are reused for reads (this
+// instance's own changes always show at once; another instance's within the TTL). 0 reads
+// the database every time. Default 1s.
+func StoredTTL(d time.Duration) Option {
+	return func(o *options) { o.batcher = append(o.batcher, biz.StoredTTL(d)) }
+}
+
 // WithClock sets the clock that stamps reactions and ages counter changes. Default the wall
 // clock.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }

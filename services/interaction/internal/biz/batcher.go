@@ -33,12 +33,32 @@ type Batcher struct {
 	oldest  time.Time // when the oldest pending delta was added
 	closed  bool
 
+	// stored caches what the store last said of a target's counters, for storedTTL: a page
+	// of cards asks for the same popular notes again and again. A flush drops the entries
+	// of what it wrote (under flushing, so no read can store an older value after it).
+	cmu       sync.Mutex
+	stored    map[int64]storedCounts
+	storedTTL time.Duration
+
 	kick    chan struct{}
 	done    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
 	closeEr error
 }
+
+type storedCounts struct {
+	c     Counts
+	until time.Time
+}
+
+// maxStored bounds the stored-counts cache; past it the cache starts empty again.
+const maxStored = 100_000
+
+// StoredTTL is how long counters read from the store are reused by Counts (pending deltas
+// are always added on top, so this instance's changes show at once). Counters written by
+// another instance show within it. 0 turns the cache off. Default 1s.
+func StoredTTL(d time.Duration) BatcherOption { return func(b *Batcher) { b.storedTTL = max(d, 0) } }
 
 // BatcherOption configures NewBatcher.
 type BatcherOption func(*Batcher)
@@ -88,6 +108,7 @@ func NewBatcher(store CounterStore, opts ...BatcherOption) *Batcher {
 		clock:      clock.Real{},
 		interval:   100 * time.Millisecond,
 		maxPending: 1000,
+		storedTTL:  time.Second,
 		timeout:    5 * time.Second,
 		logger:     slog.Default(),
 		pending:    map[int64]Counts{},
@@ -129,7 +150,7 @@ func (b *Batcher) Counts(ctx context.Context, targets []int64) (map[int64]Counts
 	}
 	b.flushing.RLock()
 	defer b.flushing.RUnlock()
-	stored, err := b.store.Counts(ctx, targets)
+	stored, err := b.storedCounts(ctx, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -140,6 +161,43 @@ func (b *Batcher) Counts(ctx context.Context, targets []int64) (map[int64]Counts
 		c.Add(b.pending[t])
 		out[t] = c
 	}
+	return out, nil
+}
+
+// storedCounts reads the store's counters of targets, through the cache. Callers hold
+// flushing for reading.
+func (b *Batcher) storedCounts(ctx context.Context, targets []int64) (map[int64]Counts, error) {
+	if b.storedTTL <= 0 {
+		return b.store.Counts(ctx, targets)
+	}
+	now := b.clock.Now()
+	out := make(map[int64]Counts, len(targets))
+	var miss []int64
+	b.cmu.Lock()
+	for _, t := range targets {
+		if e, ok := b.stored[t]; ok && now.Before(e.until) {
+			out[t] = e.c
+		} else {
+			miss = append(miss, t)
+		}
+	}
+	b.cmu.Unlock()
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := b.store.Counts(ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	b.cmu.Lock()
+	if b.stored == nil || len(b.stored) > maxStored {
+		b.stored = make(map[int64]storedCounts)
+	}
+	for _, t := range miss {
+		out[t] = got[t]
+		b.stored[t] = storedCounts{c: got[t], until: now.Add(b.storedTTL)}
+	}
+	b.cmu.Unlock()
 	return out, nil
 }
 
@@ -167,6 +225,13 @@ func (b *Batcher) Flush(ctx context.Context) error {
 		return nil
 	}
 	err := b.store.AddCounts(ctx, batch)
+	if err == nil {
+		b.cmu.Lock()
+		for t := range batch {
+			delete(b.stored, t)
+		}
+		b.cmu.Unlock()
+	}
 	if err != nil {
 		b.mu.Lock()
 		if len(b.pending) == 0 || oldest.Before(b.oldest) {

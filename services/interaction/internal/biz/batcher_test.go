@@ -20,6 +20,7 @@ type memStore struct {
 	mu     sync.Mutex
 	rows   map[int64]Counts
 	writes int
+	reads  int
 	fail   error
 	wrote  chan struct{} // receives after each successful write, when not nil
 }
@@ -47,6 +48,7 @@ func (s *memStore) AddCounts(_ context.Context, deltas map[int64]Counts) error {
 func (s *memStore) Counts(_ context.Context, targets []int64) (map[int64]Counts, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reads++
 	out := map[int64]Counts{}
 	for _, t := range targets {
 		if c, ok := s.rows[t]; ok {
@@ -233,5 +235,60 @@ func TestBatcherCountsDuringFlush(t *testing.T) {
 	}
 	if got := <-read; got != 1 {
 		t.Fatalf("Counts after the flush = %d likes; want 1", got)
+	}
+}
+
+// TestBatcherCachesStoredCounts: repeated reads of the same targets reuse what the store
+// said until StoredTTL passes; a flush drops what it wrote, so a count never goes back.
+func TestBatcherCachesStoredCounts(t *testing.T) {
+	store := newMemStore()
+	fake := clock.NewFake(time.Unix(1e9, 0))
+	b := NewBatcher(store, WithClock(fake), StoredTTL(time.Second))
+	defer b.Close()
+	ctx := context.Background()
+	read := func() int64 {
+		t.Helper()
+		c, err := b.Counts(ctx, []int64{1, 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c[1].Likes
+	}
+	b.Add(1, Counts{Likes: 1})
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if got := read(); got != 1 {
+			t.Fatalf("likes = %d; want 1", got)
+		}
+	}
+	if store.reads != 1 {
+		t.Fatalf("5 reads of the same targets cost %d store reads; want 1", store.reads)
+	}
+	// A pending like shows at once, on top of the cached stored value; after its flush the
+	// cached entry is gone, so the count does not fall back to the old stored value.
+	b.Add(1, Counts{Likes: 1})
+	if got := read(); got != 2 {
+		t.Fatalf("likes with one pending = %d; want 2", got)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != 2 {
+		t.Fatalf("likes after the flush = %d; want 2 (a stale cached 1 would show here)", got)
+	}
+	// Another instance's write shows once the TTL passes.
+	store.mu.Lock()
+	c := store.rows[1]
+	c.Likes += 10
+	store.rows[1] = c
+	store.mu.Unlock()
+	if got := read(); got != 2 {
+		t.Fatalf("likes within the TTL = %d; want the cached 2", got)
+	}
+	fake.Advance(time.Second)
+	if got := read(); got != 12 {
+		t.Fatalf("likes after the TTL = %d; want 12", got)
 	}
 }
