@@ -52,7 +52,7 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzDecodeNoteEvent:./services/feed/internal/biz FuzzDecodeFollows:./services/feed/internal/biz \
 	FuzzValidateProduct:./services/product/internal/biz FuzzValidateCreate:./services/order/internal/biz \
 	FuzzDecodeCallback:./services/payment/provider FuzzDecodeCharge:./services/payment/provider \
-	FuzzVerify:./services/payment/provider
+	FuzzVerify:./services/payment/provider FuzzVerify:./stress/lane
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \

@@ -30,18 +30,20 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "redline",
 		Short: "Redline: a Go microservice kit with HA built in, SRE tooling, and full-chain stress and chaos",
-		Long: `Redline runs a RedNote-like backend (user, note, interaction, inventory, a quota
-service and a BFF gateway) on its kit, with its HA suite on every server and client.
+		Long: `Redline runs a RedNote-like backend (user, note, feed, interaction, comment,
+history, search, product, inventory, order, payment with a mock provider, a quota service
+and a BFF gateway) on its kit, with its HA suite on every server and client.
 
-  redline up              all services in one process, on embedded stores
+  redline up [--seed]     all services in one process, on embedded stores
   redline serve SERVICE   one service per process, found through etcd
   redline quota status    what the quota service has granted, to whom
+  redline stress token    a signed lane token, for traffic in a stress lane
 
 Configuration comes from --config FILE (YAML), REDLINE_* environment variables
 (REDLINE_SECTION__KEY, e.g. REDLINE_ADMIN__TOKEN) and flags, in rising precedence.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUp(), newServe(), newQuota())
+	root.AddCommand(newUp(), newServe(), newQuota(), newStress())
 	return root
 }

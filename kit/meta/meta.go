@@ -20,6 +20,9 @@ const (
 	HeaderAttempt     = "x-redline-attempt"
 	// HeaderTimeout carries the remaining deadline over HTTP as a Go duration ("49.5ms").
 	HeaderTimeout = "x-redline-timeout"
+	// HeaderLaneToken carries a signed lane token (stress/lane) into the edge: the only way
+	// a lane enters from outside.
+	HeaderLaneToken = "x-redline-lane"
 	// HeaderBaggage is the W3C baggage header; the lane is its member "lane".
 	HeaderBaggage = "baggage"
 	// BaggageLane is the W3C baggage member that names the lane.

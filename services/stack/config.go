@@ -16,6 +16,7 @@ import (
 	"github.com/redline-dev/redline/kit/log"
 	"github.com/redline-dev/redline/kit/trace"
 	"github.com/redline-dev/redline/services/user"
+	"github.com/redline-dev/redline/stress/lane"
 )
 
 // Config is the configuration of a Redline process. Every key can be set in the YAML file
@@ -61,6 +62,8 @@ type Config struct {
 	Payment     PaymentConfig  `koanf:"payment"`
 	// Provider is the mock payment provider (a third party in production).
 	Provider ProviderConfig `koanf:"payprovider"`
+	// Stress configures stress lanes.
+	Stress StressConfig `koanf:"stress"`
 	// HA configures the HA parts every server and client runs (see ha/README.md).
 	HA ha.Config `koanf:"ha"`
 	// Quota configures the distributed quota service and the BFF's use of it.
@@ -197,6 +200,13 @@ type PaymentConfig struct {
 	CallbackURL string `koanf:"callback_url"`
 }
 
+// StressConfig configures stress lanes (stress/lane).
+type StressConfig struct {
+	// Key signs lane tokens: the BFF admits a lane only with a token signed by it (at least
+	// 16 bytes). Empty: no lanes; every lane token is stripped and counted.
+	Key string `koanf:"key" secret:"true"`
+}
+
 // ProviderConfig configures the mock payment provider.
 type ProviderConfig struct {
 	Addr string `koanf:"addr"`
@@ -284,6 +294,7 @@ func (c *Config) Validate() error {
 	check(c.Feed.BigAuthorFollowers > 0 && c.Feed.InboxCap > 0, "feed.big_author_followers and feed.inbox_cap must be positive")
 	check(c.Order.PaymentTimeout > 0 && c.Order.CloseInterval > 0, "order.payment_timeout and order.close_interval must be positive")
 	check(c.Payment.Secret == "" || len(c.Payment.Secret) >= 16, "payment.secret: at least 16 bytes")
+	check(c.Stress.Key == "" || len(c.Stress.Key) >= lane.MinKeyLen, "stress.key: at least %d bytes", lane.MinKeyLen)
 	check(c.Provider.FailureRatio >= 0 && c.Provider.FailureRatio <= 1, "payprovider.failure_ratio must be 0 to 1")
 	check(c.Quota.Store == "memory" || strings.HasPrefix(c.Quota.Store, "redis://"), "quota.store %q: want memory or redis://host:port/db", c.Quota.Store)
 	if err := quota.ValidateResources(c.Quota.Resources); err != nil {

@@ -39,6 +39,7 @@ import (
 	"github.com/redline-dev/redline/services/product"
 	"github.com/redline-dev/redline/services/search"
 	"github.com/redline-dev/redline/services/user"
+	"github.com/redline-dev/redline/stress/lane"
 )
 
 // ProviderName is the mock payment provider's name: a third party, so it is served as plain
@@ -437,10 +438,18 @@ func (s *Stack) buildBFF(context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.bff = kithttp.NewServer(bff.Name, kithttp.Address(cfg.BFF.Addr), kithttp.Logger(s.logger), kithttp.Edge(), kithttp.HA(h),
+	opts := []kithttp.ServerOption{kithttp.Address(cfg.BFF.Addr), kithttp.Logger(s.logger), kithttp.Edge(), kithttp.HA(h),
 		kithttp.MaxBody(cfg.BFF.MaxBody),
 		kithttp.Deadline(middleware.DeadlineConfig{Default: cfg.Timeouts.Edge, Margin: cfg.Timeouts.Margin,
-			Operations: cfg.Timeouts.budgets(nil)}))
+			Operations: cfg.Timeouts.budgets(nil)})}
+	if cfg.Stress.Key != "" {
+		signer, err := lane.NewSigner(cfg.Stress.Key, nil)
+		if err != nil {
+			return fmt.Errorf("stress.key: %w", err)
+		}
+		opts = append(opts, kithttp.EdgeLanes(signer.Verify, lane.Reason))
+	}
+	s.bff = kithttp.NewServer(bff.Name, opts...)
 	bff.Register(s.bff, c, s.signer, quota.Server(qc, cfg.Quota.Routes))
 	s.components = append(s.components, s.bff)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -270,5 +271,47 @@ func TestAcceptedAnswers202(t *testing.T) {
 	req, _ := http.NewRequest("POST", ts.URL+"/queue", strings.NewReader(`{}`))
 	if status, _, raw := do(t, req); status != http.StatusAccepted {
 		t.Fatalf("POST /queue = %d %s; want 202", status, raw)
+	}
+}
+
+func TestEdgeAdmitsOnlySignedLanes(t *testing.T) {
+	errBad := errors.New("bad signature")
+	verify := func(tok string) (string, error) {
+		if tok == "signed-stress-1" {
+			return "stress-1", nil
+		}
+		return "", errBad
+	}
+	reason := func(error) string { return "signature" }
+	_, ts, _ := newTestServer(t, Edge(), EdgeLanes(verify, reason))
+	_, plain, _ := newTestServer(t, Edge())
+	lane := func(url string, headers ...string) string {
+		t.Helper()
+		req, _ := http.NewRequest("POST", url+"/echo", strings.NewReader(`{"name":"a"}`))
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		_, _, raw := do(t, req)
+		var r echoResp
+		_ = json.Unmarshal(raw, &r)
+		return r.Lane
+	}
+	rejected := func(r string) float64 { return testutil.ToFloat64(lanesRejected.WithLabelValues("test", r)) }
+	sig, noKey := rejected("signature"), rejected("no_key")
+	if got := lane(ts.URL, "X-Redline-Lane", "signed-stress-1"); got != "stress-1" {
+		t.Fatalf("signed lane = %q; want stress-1", got)
+	}
+	// A forged token, or a lane smuggled in as baggage, stays baseline.
+	if got := lane(ts.URL, "X-Redline-Lane", "forged"); got != "" {
+		t.Fatalf("forged lane token = %q; want the baseline", got)
+	}
+	if got := lane(ts.URL, "Baggage", "lane=stress-1"); got != "" {
+		t.Fatalf("baggage lane at the edge = %q; want the baseline", got)
+	}
+	if got := lane(plain.URL, "X-Redline-Lane", "signed-stress-1"); got != "" {
+		t.Fatalf("lane token at an edge with no key = %q; want the baseline", got)
+	}
+	if rejected("signature") != sig+1 || rejected("no_key") != noKey+1 {
+		t.Fatalf("rejections: signature +%v, no_key +%v; want +1 each", rejected("signature")-sig, rejected("no_key")-noKey)
 	}
 }

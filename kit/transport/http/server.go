@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/meta"
+	"github.com/redline-dev/redline/kit/metric"
 	"github.com/redline-dev/redline/kit/middleware"
 )
 
@@ -56,6 +58,9 @@ type serverOptions struct {
 	maxBody  int64
 	edge     bool
 	ha       *ha.Server
+
+	laneVerify func(string) (string, error)
+	laneReason func(error) string
 }
 
 // ServerOption configures a Server.
@@ -91,6 +96,51 @@ func MaxBody(n int64) ServerOption { return func(o *serverOptions) { o.maxBody =
 // Edge marks the server as the edge of the system: it accepts no lane from the outside
 // (the lane header is stripped), since lanes enter only through a signed header.
 func Edge() ServerOption { return func(o *serverOptions) { o.edge = true } }
+
+// EdgeLanes lets an Edge server admit lanes: a request whose X-Redline-Lane token verify
+// accepts is carried inside in its lane (as the baggage member "lane"); a token verify
+// refuses is stripped, logged and counted in redline_lane_rejected_total{service,reason},
+// with reason(err) as the label, and the request goes on in the baseline lane. Without
+// this option every lane token is stripped (reason "no_key").
+func EdgeLanes(verify func(token string) (string, error), reason func(error) string) ServerOption {
+	return func(o *serverOptions) { o.laneVerify, o.laneReason = verify, reason }
+}
+
+var (
+	lanesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redline_lane_rejected_total",
+		Help: "Lane tokens an edge refused and stripped, by reason."}, []string{"service", "reason"})
+	lanesAdmitted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redline_lane_admitted_total",
+		Help: "Requests an edge admitted into a lane."}, []string{"service", "lane"})
+)
+
+func init() { metric.Registry.MustRegister(lanesRejected, lanesAdmitted) }
+
+// admitLane runs at an Edge server after the outside's baggage was stripped: a valid lane
+// token becomes the request's lane; anything else is dropped and counted.
+func (s *Server) admitLane(r *http.Request) {
+	tok := r.Header.Get(meta.HeaderLaneToken)
+	if tok == "" {
+		return
+	}
+	r.Header.Del(meta.HeaderLaneToken)
+	if s.o.laneVerify == nil {
+		lanesRejected.WithLabelValues(s.name, "no_key").Inc()
+		s.o.logger.Warn("lane token stripped: this edge admits no lanes (no stress key)", "service", s.name)
+		return
+	}
+	lane, err := s.o.laneVerify(tok)
+	if err != nil {
+		reason := "invalid"
+		if s.o.laneReason != nil {
+			reason = s.o.laneReason(err)
+		}
+		lanesRejected.WithLabelValues(s.name, reason).Inc()
+		s.o.logger.Warn("lane token stripped", "service", s.name, "reason", reason)
+		return
+	}
+	lanesAdmitted.WithLabelValues(s.name, lane).Inc()
+	r.Header.Set(meta.HeaderBaggage, meta.BaggageLane+"="+lane)
+}
 
 // NewServer returns a server for the named service.
 func NewServer(name string, opts ...ServerOption) *Server {
@@ -233,6 +283,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, k := range edgeStripped {
 			delete(r.Header, k)
 		}
+		rt.s.admitLane(r)
 	}
 	if budget := rt.budget(); budget > 0 && r.ContentLength != 0 {
 		// A body trickled in slowly must not hold an admitted slot past the request's budget.

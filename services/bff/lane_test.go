@@ -1,0 +1,55 @@
+package bff_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redline-dev/redline/services/stack"
+	"github.com/redline-dev/redline/services/stack/stacktest"
+	"github.com/redline-dev/redline/stress/lane"
+)
+
+// TestSignedLaneCrossesTheBFF: a lane enters only with a token signed by the stress key,
+// and then shows in the metrics of the BFF and of the services it called; a forged token
+// is stripped and counted.
+func TestSignedLaneCrossesTheBFF(t *testing.T) {
+	const key = "stress-key-for-tests-0123456789"
+	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key = key })
+	signer, _ := lane.NewSigner(key, nil)
+	tok, err := signer.Sign("lanetest-1", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := stacktest.Do(t, "GET", s.BFF+"/v1/explore?kind=recent", nil, "X-Redline-Lane", tok); r.Status != 200 {
+		t.Fatalf("explore in a lane = %d %s", r.Status, r.Body)
+	}
+	forged := strings.Replace(tok, "lanetest-1", "lanetest-2", 1)
+	if r := stacktest.Do(t, "GET", s.BFF+"/v1/explore?kind=recent", nil, "X-Redline-Lane", forged); r.Status != 200 {
+		t.Fatalf("explore with a forged lane = %d %s", r.Status, r.Body)
+	}
+	m := string(stacktest.Do(t, "GET", s.Admin+"/metrics", nil).Body)
+	for _, want := range []string{
+		`redline_http_server_requests_total{code="200",lane="lanetest-1",method="GET",route="GET /v1/explore",service="bff"} 1`,
+		`route="/feed.v1.Feed/Explore",service="feed"`,
+		`redline_lane_admitted_total{lane="lanetest-1",service="bff"} 1`,
+		`redline_lane_rejected_total{reason="signature",service="bff"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, `lane="lanetest-2"`) {
+		t.Errorf("the forged lane reached the metrics")
+	}
+	feedInLane := false
+	for _, l := range strings.Split(m, "\n") {
+		if strings.HasPrefix(l, "redline_grpc_server_requests_total") && strings.Contains(l, `lane="lanetest-1"`) &&
+			strings.Contains(l, "/feed.v1.Feed/Explore") {
+			feedInLane = true
+		}
+	}
+	if !feedInLane {
+		t.Errorf("the feed service did not see the lane:\n%s", grepLines([]byte(m), "Feed/Explore"))
+	}
+}
