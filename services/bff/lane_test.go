@@ -10,12 +10,32 @@ import (
 	"github.com/redline-dev/redline/stress/lane"
 )
 
+const laneKey = "stress-key-for-tests-0123456789"
+
+// TestLanesFailClosed: without shadow data, a request admitted into a lane is refused
+// before it reaches any service; baseline requests are served.
+func TestLanesFailClosed(t *testing.T) {
+	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key = laneKey })
+	signer, _ := lane.NewSigner(laneKey, nil)
+	tok, _ := signer.Sign("lanetest-closed", time.Hour)
+	if r := stacktest.Do(t, "GET", s.BFF+"/v1/explore", nil, "X-Redline-Lane", tok); r.Status != 412 || r.Reason() != "LANE_NOT_ISOLATED" {
+		t.Fatalf("explore in a lane with no shadow data = %d %s; want 412 LANE_NOT_ISOLATED", r.Status, r.Body)
+	}
+	if r := stacktest.Do(t, "GET", s.BFF+"/v1/explore", nil); r.Status != 200 {
+		t.Fatalf("baseline explore = %d %s", r.Status, r.Body)
+	}
+	if m := string(stacktest.Do(t, "GET", s.Admin+"/metrics", nil).Body); strings.Contains(m, `route="/feed.v1.Feed/Explore",service="feed"`) &&
+		strings.Contains(grepLines([]byte(m), "Feed/Explore"), "lanetest-closed") {
+		t.Fatalf("a refused lane request reached the feed service")
+	}
+}
+
 // TestSignedLaneCrossesTheBFF: a lane enters only with a token signed by the stress key,
 // and then shows in the metrics of the BFF and of the services it called; a forged token
-// is stripped and counted.
+// is stripped and counted. (stress.baseline_data lets it through without shadow data.)
 func TestSignedLaneCrossesTheBFF(t *testing.T) {
-	const key = "stress-key-for-tests-0123456789"
-	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key = key })
+	const key = laneKey
+	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key, c.Stress.BaselineData = key, true })
 	signer, _ := lane.NewSigner(key, nil)
 	tok, err := signer.Sign("lanetest-1", time.Hour)
 	if err != nil {

@@ -205,6 +205,10 @@ type StressConfig struct {
 	// Key signs lane tokens: the BFF admits a lane only with a token signed by it (at least
 	// 16 bytes). Empty: no lanes; every lane token is stripped and counted.
 	Key string `koanf:"key" secret:"true"`
+	// BaselineData lets admitted lane traffic through to the services although they have no
+	// shadow data yet, so it reads and writes baseline data. Off (the default), a request
+	// in a lane is refused at the BFF with LANE_NOT_ISOLATED: lanes fail closed.
+	BaselineData bool `koanf:"baseline_data"`
 }
 
 // ProviderConfig configures the mock payment provider.
