@@ -73,3 +73,47 @@ func TestSignedLaneCrossesTheBFF(t *testing.T) {
 		t.Errorf("the feed service did not see the lane:\n%s", grepLines([]byte(m), "Feed/Explore"))
 	}
 }
+
+// TestLaneKillSwitches: stress.kill_services refuses lane traffic on the services named,
+// stress.kill on all of them, both at once through a config reload, and baseline traffic
+// is served throughout.
+func TestLaneKillSwitches(t *testing.T) {
+	base := func(c *stack.Config) { c.Stress.Key, c.Stress.BaselineData = laneKey, true }
+	s := stacktest.Start(t, base)
+	signer, _ := lane.NewSigner(laneKey, nil)
+	tok, _ := signer.Sign("lanetest-kill", time.Hour)
+	explore := func(inLane bool) stacktest.Response {
+		if inLane {
+			return stacktest.Do(t, "GET", s.BFF+"/v1/explore?kind=recent", nil, "X-Redline-Lane", tok)
+		}
+		return stacktest.Do(t, "GET", s.BFF+"/v1/explore?kind=recent", nil)
+	}
+	if r := explore(true); r.Status != 200 {
+		t.Fatalf("lane explore = %d %s", r.Status, r.Body)
+	}
+	reload := func(edit func(*stack.Config)) {
+		cfg := stack.Default()
+		base(cfg)
+		edit(cfg)
+		s.Apply(cfg)
+	}
+	reload(func(c *stack.Config) { c.Stress.KillServices = []string{"feed"} })
+	if r := explore(true); r.Status != 412 || r.Reason() != "LANE_KILLED" {
+		t.Fatalf("lane explore with feed killed = %d %s; want 412 LANE_KILLED from the feed", r.Status, r.Body)
+	}
+	if r := explore(false); r.Status != 200 {
+		t.Fatalf("baseline explore with feed's lanes killed = %d %s", r.Status, r.Body)
+	}
+	reload(func(c *stack.Config) { c.Stress.Kill = true })
+	if r := explore(true); r.Status != 412 || r.Reason() != "LANE_KILLED" {
+		t.Fatalf("lane explore with every lane killed = %d %s; want 412 LANE_KILLED", r.Status, r.Body)
+	}
+	m := string(stacktest.Do(t, "GET", s.Admin+"/metrics", nil).Body)
+	if !strings.Contains(m, `redline_lane_killed_total{service="feed"} 1`) || !strings.Contains(m, `redline_lane_killed_total{service="bff"} 1`) {
+		t.Fatalf("kill counts:\n%s", grepLines([]byte(m), "redline_lane_killed_total"))
+	}
+	reload(func(*stack.Config) {})
+	if r := explore(true); r.Status != 200 {
+		t.Fatalf("lane explore after the switches are off = %d %s", r.Status, r.Body)
+	}
+}

@@ -209,6 +209,11 @@ type StressConfig struct {
 	// shadow data yet, so it reads and writes baseline data. Off (the default), a request
 	// in a lane is refused at the BFF with LANE_NOT_ISOLATED: lanes fail closed.
 	BaselineData bool `koanf:"baseline_data"`
+	// Kill refuses lane traffic on every service of this process at once (LANE_KILLED);
+	// KillServices refuses it on the services named. Both reload live: the stop button of a
+	// stress test.
+	Kill         bool     `koanf:"kill" dynamic:"true"`
+	KillServices []string `koanf:"kill_services" dynamic:"true"`
 }
 
 // ProviderConfig configures the mock payment provider.

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"fmt"
-	"google.golang.org/grpc/codes"
 	"net/http"
 	"strconv"
 	"time"
@@ -25,8 +24,6 @@ import (
 	"github.com/redline-dev/redline/kit/app"
 	"github.com/redline-dev/redline/kit/data/bloom"
 	"github.com/redline-dev/redline/kit/data/hotkey"
-	"github.com/redline-dev/redline/kit/errs"
-	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/middleware"
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
@@ -454,29 +451,11 @@ func (s *Stack) buildBFF(context.Context) error {
 		opts = append(opts, kithttp.EdgeLanes(signer.Verify, lane.Reason))
 	}
 	s.bff = kithttp.NewServer(bff.Name, opts...)
-	after := []middleware.Middleware{quota.Server(qc, cfg.Quota.Routes)}
+	after := []middleware.Middleware{s.laneGuard(bff.Name), quota.Server(qc, cfg.Quota.Routes)}
 	if !cfg.Stress.BaselineData {
 		after = append([]middleware.Middleware{failClosedLanes()}, after...)
 	}
 	bff.Register(s.bff, c, s.signer, after...)
 	s.components = append(s.components, s.bff)
 	return nil
-}
-
-// errLaneNotIsolated refuses lane traffic while the services have no shadow data.
-var errLaneNotIsolated = errs.New(codes.FailedPrecondition, "LANE_NOT_ISOLATED",
-	"this deployment has no shadow data for lanes yet, so lane traffic is refused rather than let it touch baseline data; "+
-		"set stress.baseline_data: true only where baseline data does not matter")
-
-// failClosedLanes refuses every request in a lane: the data clients do not route lanes to
-// shadow stores yet, and a colored request must never reach baseline data.
-func failClosedLanes() middleware.Middleware {
-	return func(next middleware.Handler) middleware.Handler {
-		return func(ctx context.Context, req any) (any, error) {
-			if meta.Lane(ctx) != "" {
-				return nil, errLaneNotIsolated
-			}
-			return next(ctx, req)
-		}
-	}
 }

@@ -87,6 +87,7 @@ type Stack struct {
 
 	signer   *auth.Signer
 	provider *kithttp.Server // the mock payment provider, when this process runs it
+	lanes    laneSwitches    // stress.kill and stress.kill_services, reloaded live
 
 	// Opened by the first service that needs them.
 	natsURL string
@@ -134,6 +135,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	s := &Stack{cfg: cfg, logger: logger, services: services, grpc: map[string]*kitgrpc.Server{},
 		switches: degrade.NewSwitches(), haServers: map[string]*ha.Server{}, haClients: map[string]*ha.Client{}}
 	s.switches.Set(cfg.HA.Degrade.Forced)
+	s.lanes.set(cfg.Stress)
 	// Hashing a password is slow on purpose: these two get the edge budget, not the
 	// internal one, on both sides of the hop.
 	s.slow = map[string]time.Duration{userv1.User_Register_FullMethodName: cfg.Timeouts.Edge,
@@ -278,6 +280,7 @@ func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (
 		return nil, err
 	}
 	srv := kitgrpc.NewServer(name, kitgrpc.Address(addr), kitgrpc.Logger(s.logger), kitgrpc.HA(h),
+		kitgrpc.Middleware(s.laneGuard(name)),
 		kitgrpc.Deadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Margin: s.cfg.Timeouts.Margin,
 			Operations: s.cfg.Timeouts.budgets(budgets)}))
 	s.grpc[name] = srv
@@ -358,6 +361,7 @@ func (s *Stack) serveQuota(ctx context.Context) error {
 // switches. (The log level is the caller's: it owns the logger.)
 func (s *Stack) Apply(next *Config) {
 	s.switches.Set(next.HA.Degrade.Forced)
+	s.lanes.set(next.Stress)
 	if s.quotaSvc != nil {
 		if err := s.quotaSvc.SetResources(next.Quota.Resources); err != nil {
 			s.logger.Warn("quota.resources not applied", "error", err)
