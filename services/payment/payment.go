@@ -74,9 +74,10 @@ var _ Charger = (*provider.Client)(nil)
 type Config struct {
 	// Secret is the HMAC-SHA256 key shared with the provider: at least 16 bytes.
 	Secret []byte
-	// CallbackURL is the absolute URL the provider calls back: the BFF's
-	// POST /v1/payments/callback.
-	CallbackURL string
+	// CallbackURL returns the absolute URL the provider calls back: the BFF's
+	// POST /v1/payments/callback. It is asked at every charge, so a process whose BFF
+	// learns its port only once it listens can answer.
+	CallbackURL func() string
 }
 
 // Option configures New.
@@ -131,7 +132,7 @@ func New(ctx context.Context, db *sqldb.DB, orders OrderClient, charger Charger,
 		return nil, nil, errors.New("payment: the order client and the provider are required")
 	case len(cfg.Secret) < 16:
 		return nil, nil, errors.New("payment: the provider secret must be at least 16 bytes")
-	case cfg.CallbackURL == "":
+	case cfg.CallbackURL == nil:
 		return nil, nil, errors.New("payment: the callback URL is required")
 	}
 	if err := sqldb.Migrate(ctx, db, migrations.FS); err != nil {

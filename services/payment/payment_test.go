@@ -114,7 +114,7 @@ func start(t *testing.T, engine string, charger payment.Charger, callbackURL str
 	}
 	f.orders = &orders{OrderClient: f.shop.Orders}
 	svc, retrier, err := payment.New(context.Background(), f.db, f.orders, charger,
-		payment.Config{Secret: secret, CallbackURL: callbackURL},
+		payment.Config{Secret: secret, CallbackURL: func() string { return callbackURL }},
 		payment.WithClock(f.shop.Clock), payment.RetryInterval(time.Hour), payment.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatalf("payment.New = %v", err)
@@ -466,7 +466,7 @@ func TestValidationAndNotFound(t *testing.T) {
 func TestNewChecksConfig(t *testing.T) {
 	f := start(t, ordertest.SQLite, nil, "http://bff.invalid/cb")
 	for name, cfg := range map[string]payment.Config{
-		"short secret": {Secret: []byte("short"), CallbackURL: "http://x/cb"},
+		"short secret": {Secret: []byte("short"), CallbackURL: func() string { return "http://x/cb" }},
 		"no url":       {Secret: secret},
 	} {
 		if _, _, err := payment.New(context.Background(), f.db, f.orders, f.charger, cfg); err == nil {

@@ -232,15 +232,14 @@ func (s *Stack) buildProvider(context.Context) error {
 	return nil
 }
 
-// lazyCharger resolves the provider's URL and the callback URL at each charge: in one
-// process the mock's and the BFF's ports are known only once they listen.
+// lazyCharger resolves the provider's URL at each charge: in one process the mock's port
+// is known only once it listens.
 type lazyCharger struct {
-	url, callback func() string
-	hc            *http.Client
+	url func() string
+	hc  *http.Client
 }
 
 func (c lazyCharger) Charge(ctx context.Context, req provider.ChargeRequest) error {
-	req.CallbackURL = c.callback()
 	return provider.NewClient(c.url(), c.hc).Charge(ctx, req)
 }
 
@@ -266,12 +265,9 @@ func (s *Stack) buildPayment(ctx context.Context) error {
 		}
 		return s.BFFURL() + "/v1/payments/callback"
 	}
-	// The charger sets each charge's callback URL from callback(); the one in Config is
-	// what it stands for.
 	svc, retrier, err := payment.New(ctx, db, orderv1.NewOrderClient(orders),
-		lazyCharger{url: providerURL, callback: callback, hc: &http.Client{Timeout: 5 * time.Second}},
-		payment.Config{Secret: []byte(cfg.Secret), CallbackURL: "http://this-process-bff/v1/payments/callback"},
-		payment.WithLogger(s.logger))
+		lazyCharger{url: providerURL, hc: &http.Client{Timeout: 5 * time.Second}},
+		payment.Config{Secret: []byte(cfg.Secret), CallbackURL: callback}, payment.WithLogger(s.logger))
 	if err != nil {
 		return err
 	}

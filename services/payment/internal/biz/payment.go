@@ -105,8 +105,8 @@ var (
 type Config struct {
 	// Secret is the HMAC key shared with the provider.
 	Secret []byte
-	// CallbackURL is where the provider calls back.
-	CallbackURL string
+	// CallbackURL returns where the provider calls back.
+	CallbackURL func() string
 	// RetryGrace is how long after a change the retry loop leaves a payment's owed calls
 	// to the call that made the change.
 	RetryGrace time.Duration
@@ -196,7 +196,7 @@ func (uc *Usecase) charge(ctx context.Context, p *Payment) (*Payment, error) {
 		return p, nil
 	}
 	err := uc.charger.Charge(ctx, provider.ChargeRequest{PaymentID: p.ID, Amount: p.Amount, Currency: p.Currency,
-		CallbackURL: uc.cfg.CallbackURL})
+		CallbackURL: uc.cfg.CallbackURL()})
 	if err != nil {
 		return nil, ErrProvider.WithCause(err)
 	}
