@@ -12,6 +12,7 @@
 package service
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -188,4 +189,10 @@ func (q *ListQuery) bindPage(r *http.Request) error {
 type Deleted struct {
 	Deleted bool `json:"deleted"`
 	Changed bool `json:"changed"`
+}
+
+// enumName is how the API spells a protobuf enum value: ORDER_STATE_PENDING_PAYMENT is
+// "pending_payment".
+func enumName(v fmt.Stringer, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(v.String(), prefix))
 }

@@ -41,18 +41,13 @@ func (b *BFF) cards(ctx context.Context, notes []*NoteView) (degraded []string, 
 		return nil, nil
 	}
 	noteIDs := make([]int64, len(notes))
-	authorIDs := make([]int64, 0, len(notes))
-	seen := make(map[int64]bool, len(notes))
+	authorIDs := make([]int64, len(notes))
 	for i, n := range notes {
-		noteIDs[i] = n.id
-		if !seen[n.authorID] {
-			seen[n.authorID] = true
-			authorIDs = append(authorIDs, n.authorID)
-		}
+		noteIDs[i], authorIDs[i] = n.id, n.authorID
 	}
 	var (
 		wg       sync.WaitGroup
-		users    *userv1.GetUsersReply
+		users    map[int64]*UserView
 		counts   *interactionv1.GetCountsReply
 		states   *interactionv1.GetViewerStateReply
 		uErr     error
@@ -60,7 +55,7 @@ func (b *BFF) cards(ctx context.Context, notes []*NoteView) (degraded []string, 
 		sErr     error
 		sub, who = auth.Subject(ctx)
 	)
-	wg.Go(func() { users, uErr = b.Users.GetUsers(ctx, &userv1.GetUsersRequest{Ids: authorIDs}) })
+	wg.Go(func() { users, uErr = b.profiles(ctx, authorIDs) })
 	if b.Interactions != nil {
 		wg.Go(func() {
 			counts, cErr = b.Interactions.GetCounts(ctx, &interactionv1.GetCountsRequest{TargetIds: noteIDs})
@@ -78,12 +73,8 @@ func (b *BFF) cards(ctx context.Context, notes []*NoteView) (degraded []string, 
 	if uErr != nil {
 		degraded = append(degraded, partAuthor)
 	} else {
-		byID := make(map[int64]*UserView, len(users.GetUsers()))
-		for _, u := range users.GetUsers() {
-			byID[u.GetId()] = userView(u)
-		}
 		for _, n := range notes {
-			n.Author = byID[n.authorID]
+			n.Author = users[n.authorID]
 		}
 	}
 	if b.Interactions != nil && cErr != nil {
@@ -103,4 +94,25 @@ func (b *BFF) cards(ctx context.Context, notes []*NoteView) (degraded []string, 
 		}
 	}
 	return degraded, nil
+}
+
+// profiles fetches the profiles of ids (repeats allowed) in one GetUsers call, by id.
+func (b *BFF) profiles(ctx context.Context, ids []int64) (map[int64]*UserView, error) {
+	uniq := make([]int64, 0, len(ids))
+	seen := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			uniq = append(uniq, id)
+		}
+	}
+	r, err := b.Users.GetUsers(ctx, &userv1.GetUsersRequest{Ids: uniq})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*UserView, len(r.GetUsers()))
+	for _, u := range r.GetUsers() {
+		out[u.GetId()] = userView(u)
+	}
+	return out, nil
 }

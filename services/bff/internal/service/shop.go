@@ -251,7 +251,7 @@ func (o *OrderView) Created() bool { return o.created }
 
 func orderView(o *orderv1.OrderInfo) *OrderView {
 	v := &OrderView{ID: strconv.FormatInt(o.GetId(), 10),
-		State: strings.ToLower(strings.TrimPrefix(o.GetState().String(), "ORDER_STATE_")),
+		State: enumName(o.GetState(), "ORDER_STATE_"),
 		Items: make([]*OrderItemView, 0, len(o.GetItems())), Total: Money{o.GetTotal(), o.GetCurrency()},
 		CloseReason: strings.ToLower(o.GetCloseReason()), CreatedAt: time.UnixMilli(o.GetCreatedAtMs()).UTC(),
 		ExpiresAt: time.UnixMilli(o.GetExpiresAtMs()).UTC()}
@@ -387,7 +387,7 @@ type PaymentView struct {
 
 func paymentView(p *paymentv1.PaymentInfo) *PaymentView {
 	return &PaymentView{ID: strconv.FormatInt(p.GetId(), 10), OrderID: strconv.FormatInt(p.GetOrderId(), 10),
-		Amount: Money{p.GetAmount(), p.GetCurrency()}, State: strings.ToLower(strings.TrimPrefix(p.GetState().String(), "PAYMENT_STATE_")),
+		Amount: Money{p.GetAmount(), p.GetCurrency()}, State: enumName(p.GetState(), "PAYMENT_STATE_"),
 		ProviderRef: p.GetProviderRef(), CreatedAt: time.UnixMilli(p.GetCreatedAtMs()).UTC(), UpdatedAt: time.UnixMilli(p.GetUpdatedAtMs()).UTC()}
 }
 

@@ -4,13 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	commentv1 "github.com/redline-dev/redline/api/comment/v1"
 	historyv1 "github.com/redline-dev/redline/api/history/v1"
 	searchv1 "github.com/redline-dev/redline/api/search/v1"
-	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/kit/auth"
 	"github.com/redline-dev/redline/kit/errs"
 )
@@ -49,27 +47,19 @@ func (b *BFF) withAuthors(ctx context.Context, cs []*CommentView) ([]string, err
 	if len(cs) == 0 {
 		return nil, nil
 	}
-	ids := make([]int64, 0, len(cs))
-	seen := map[int64]bool{}
-	for _, c := range cs {
-		if !seen[c.uid] {
-			seen[c.uid] = true
-			ids = append(ids, c.uid)
-		}
+	ids := make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i] = c.uid
 	}
-	r, err := b.Users.GetUsers(ctx, &userv1.GetUsersRequest{Ids: ids})
+	users, err := b.profiles(ctx, ids)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return []string{"user"}, nil
 	}
-	byID := make(map[int64]*UserView, len(r.GetUsers()))
-	for _, u := range r.GetUsers() {
-		byID[u.GetId()] = userView(u)
-	}
 	for _, c := range cs {
-		c.User = byID[c.uid]
+		c.User = users[c.uid]
 	}
 	return nil, nil
 }
@@ -325,7 +315,7 @@ func (b *BFF) search(ctx context.Context, in *SearchQuery) (*SearchPage, error) 
 	}
 	p := &SearchPage{Hits: make([]*SearchHit, 0, len(r.GetHits())), NextCursor: r.GetNextCursor()}
 	for _, h := range r.GetHits() {
-		hit := &SearchHit{Kind: strings.ToLower(strings.TrimPrefix(h.GetKind().String(), "KIND_")), ID: strconv.FormatInt(h.GetId(), 10),
+		hit := &SearchHit{Kind: enumName(h.GetKind(), "KIND_"), ID: strconv.FormatInt(h.GetId(), 10),
 			Title: h.GetTitle(), AuthorID: idOrEmpty(h.GetAuthorId()), Score: h.GetScore()}
 		if h.GetKind() == searchv1.Kind_KIND_PRODUCT {
 			hit.MinPrice = &Money{h.GetMinPrice(), h.GetCurrency()}
