@@ -129,19 +129,25 @@ func (r *Repo) loadCached(ctx context.Context, key string, id int64) ([]byte, er
 		if err != nil {
 			return nil, err
 		}
-		b, err := json.Marshal(n)
-		if err != nil {
-			return nil, errs.Internal(err)
-		}
-		if p.Cache != nil {
-			_, _ = p.Cache.SetNX(ctx, key, b, NoteTTL)
-		}
-		return b, nil
+		return p.fill(ctx, n)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.([]byte), nil
+}
+
+// fill encodes a note just read from the database and puts it in the cache, set-if-absent:
+// a concurrent writer's overwrite is never replaced by an older read.
+func (p *reads) fill(ctx context.Context, n *biz.Note) ([]byte, error) {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return nil, errs.Internal(err)
+	}
+	if p.Cache != nil {
+		_, _ = p.Cache.SetNX(ctx, noteKey(n.ID), b, NoteTTL)
+	}
+	return b, nil
 }
 
 func (r *Repo) get(ctx context.Context, id int64) (*biz.Note, error) {
@@ -197,9 +203,7 @@ func (r *Repo) GetMany(ctx context.Context, ids []int64) ([]*biz.Note, error) {
 		for _, n := range notes {
 			found[n.ID] = n
 			if p.Cache != nil {
-				if b, err := json.Marshal(n); err == nil {
-					_, _ = p.Cache.SetNX(ctx, noteKey(n.ID), b, NoteTTL)
-				}
+				_, _ = p.fill(ctx, n)
 			}
 		}
 	}

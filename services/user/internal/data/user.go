@@ -98,13 +98,7 @@ func (r *Repo) ByID(ctx context.Context, id int64) (*biz.User, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := cachedProfile{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Bio: u.Bio, CreatedAt: u.CreatedAt.UnixMilli()}
-		if b, err := json.Marshal(p); err == nil {
-			// Set-if-absent: a concurrent writer's invalidation is never overwritten by an
-			// older read.
-			_, _ = r.cache.SetNX(ctx, key, b, ProfileTTL)
-		}
-		return p, nil
+		return r.fill(ctx, u), nil
 	})
 	if err != nil {
 		return nil, err
@@ -142,11 +136,7 @@ func (r *Repo) ByIDs(ctx context.Context, ids []int64) ([]*biz.User, error) {
 			if err != nil {
 				return nil, err
 			}
-			p := cachedProfile{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Bio: u.Bio, CreatedAt: u.CreatedAt.UnixMilli()}
-			if b, err := json.Marshal(p); err == nil {
-				_, _ = r.cache.SetNX(ctx, profileKey(u.ID), b, ProfileTTL)
-			}
-			found[u.ID] = fromCached(p)
+			found[u.ID] = fromCached(r.fill(ctx, u))
 		}
 		if err := rows.Err(); err != nil {
 			return nil, errs.Internal(fmt.Errorf("select users: %w", err))
@@ -172,8 +162,7 @@ func (r *Repo) UpdateProfile(ctx context.Context, u *biz.User) error {
 	if n, _ := res.RowsAffected(); n != 1 {
 		return biz.ErrNotFound
 	}
-	p := cachedProfile{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Bio: u.Bio, CreatedAt: u.CreatedAt.UnixMilli()}
-	b, err := json.Marshal(p)
+	b, err := json.Marshal(toCached(u))
 	if err == nil {
 		err = r.cache.Set(ctx, profileKey(u.ID), b, ProfileTTL)
 	}
@@ -181,6 +170,20 @@ func (r *Repo) UpdateProfile(ctx context.Context, u *biz.User) error {
 		_ = r.cache.Del(ctx, profileKey(u.ID))
 	}
 	return nil
+}
+
+func toCached(u *biz.User) cachedProfile {
+	return cachedProfile{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Bio: u.Bio, CreatedAt: u.CreatedAt.UnixMilli()}
+}
+
+// fill puts a profile just read from the database into the cache, set-if-absent: a
+// concurrent writer's overwrite is never replaced by an older read.
+func (r *Repo) fill(ctx context.Context, u *biz.User) cachedProfile {
+	p := toCached(u)
+	if b, err := json.Marshal(p); err == nil {
+		_, _ = r.cache.SetNX(ctx, profileKey(u.ID), b, ProfileTTL)
+	}
+	return p
 }
 
 func fromCached(p cachedProfile) *biz.User {
