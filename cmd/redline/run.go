@@ -151,7 +151,10 @@ Example, with etcd and NATS from scripts/services.sh:
   redline serve user --admin.addr 127.0.0.1:9091 --data-dir data
   redline serve note --admin.addr 127.0.0.1:9092 --data-dir data
   redline serve feed --admin.addr 127.0.0.1:9094 --data-dir data
-  redline serve bff  --admin.addr 127.0.0.1:9093`,
+  redline serve bff  --admin.addr 127.0.0.1:9093
+
+A canary of one service, reached only by requests in lane canary (a signed lane token):
+  redline serve note --lane canary --admin.addr 127.0.0.1:9095 --data-dir data-canary`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{fmt.Errorf("serve needs one service: %s", strings.Join(stack.Services, ", "))}
@@ -160,9 +163,13 @@ Example, with etcd and NATS from scripts/services.sh:
 		},
 	}
 	path := configFlags(cmd.Flags())
+	cmd.Flags().String("lane", "", "run a lane instance (canary): only requests in this lane reach it; others of the lane fall back to baseline")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return run(cmd, *path, args, func(w io.Writer, s *stack.Stack) {
 			fmt.Fprintf(w, "%s is up\n", args[0])
+			if l := s.Lane(); l != "" {
+				fmt.Fprintf(w, "  lane              %s (lane requests only)\n", l)
+			}
 			if u := s.BFFURL(); u != "" {
 				fmt.Fprintf(w, "  BFF (public API)  %s/v1\n", u)
 			}

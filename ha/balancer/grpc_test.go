@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/redline-dev/redline/ha/balancer"
+	"github.com/redline-dev/redline/kit/meta"
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 )
 
@@ -56,12 +57,8 @@ func startBackends(t *testing.T, cpu int64, delays ...time.Duration) ([]*testBac
 			defer cancel()
 			_ = srv.Stop(ctx)
 		})
-		lane := ""
-		if i == 0 {
-			lane = "canary"
-		}
 		backends = append(backends, b)
-		addrs = append(addrs, balancer.WithNode(resolver.Address{Addr: srv.Endpoint()}, balancer.Node{Lane: lane, Weight: 1}))
+		addrs = append(addrs, balancer.WithNode(resolver.Address{Addr: srv.Endpoint()}, balancer.Node{Weight: 1}))
 	}
 	return backends, addrs
 }
@@ -150,6 +147,55 @@ func TestGRPCSelectedAndSpreads(t *testing.T) {
 		if n.CPU != 420 {
 			t.Errorf("node %s cpu = %d; want 420 from the %s trailer", n.Addr, n.CPU, balancer.CPUKey)
 		}
+	}
+}
+
+// TestGRPCLanes: the lane from WithNode reaches the picker, baseline calls never reach the
+// canary backend, canary calls reach only it, and a lane without backends falls back to the
+// baseline ones.
+func TestGRPCLanes(t *testing.T) {
+	backends, addrs := startBackends(t, 420, 0, 0, 0)
+	addrs[0] = balancer.WithNode(resolver.Address{Addr: addrs[0].Addr}, balancer.Node{Lane: "canary", Weight: 1})
+	client, target := dial(t, "p2clanes", addrs, p2cConfig)
+	canary := meta.WithLane(context.Background(), "canary")
+	for i := 0; ; i++ { // the baseline warm-up cannot reach the canary backend: call it once
+		if _, err := client.UnaryCall(canary, &testpb.SimpleRequest{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+		if c, ok := channelState(target); ok && len(c.Nodes) == 3 {
+			break
+		}
+		if i > 10000 {
+			t.Fatal("the channel never had 3 ready nodes")
+		}
+	}
+	for _, b := range backends {
+		b.calls.Store(0)
+	}
+	calls := func(ctx context.Context, n int) {
+		for range n {
+			if _, err := client.UnaryCall(ctx, &testpb.SimpleRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	calls(context.Background(), 100)
+	if n := backends[0].calls.Load(); n != 0 {
+		t.Errorf("the canary backend served %d baseline calls; want 0", n)
+	}
+	calls(canary, 50)
+	if n := backends[0].calls.Load(); n != 50 {
+		t.Errorf("the canary backend served %d of 50 canary calls", n)
+	}
+	calls(meta.WithLane(context.Background(), "blue"), 50)
+	if n := backends[0].calls.Load(); n != 50 {
+		t.Errorf("lane blue reached the canary backend (%d calls); want a fallback to baseline", n-50)
+	}
+	if n := backends[1].calls.Load() + backends[2].calls.Load(); n != 150 {
+		t.Errorf("baseline backends served %d calls; want 150 (100 baseline + 50 blue fallbacks)", n)
+	}
+	c, _ := channelState(target)
+	for _, n := range c.Nodes {
 		if want := n.Addr == addrs[0].Addr; (n.Lane == "canary") != want {
 			t.Errorf("node %s lane = %q; want canary only on %s (from WithNode)", n.Addr, n.Lane, addrs[0].Addr)
 		}

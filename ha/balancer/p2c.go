@@ -63,7 +63,8 @@
 //   - Subsetting: off (every node). Turn it on with Subset(size, clientID), or
 //     "subsetSize"/"clientId" in the gRPC policy config, when clients have a dense index
 //     (0..N-1); see SubsetOf.
-//   - Filter: none.
+//   - Filter: LaneFilter (lane requests prefer their lane's nodes and fall back to the
+//     baseline; baseline requests never reach lane nodes).
 //   - Clock: clock.Real{}.
 //
 // Decisions are counted in redline_ha_balancer_decisions_total{decision,reason}:
@@ -144,7 +145,7 @@ func Subset(size, clientID int) Option {
 	return func(o *options) { o.subsetSize, o.clientID = size, clientID }
 }
 
-// WithFilter sets the node filter; the default is none.
+// WithFilter sets the node filter; the default is LaneFilter, and nil turns filtering off.
 func WithFilter(f Filter) Option { return func(o *options) { o.filter = f } }
 
 // Seed makes the random choices reproducible (for simulations); the default draws from
@@ -197,7 +198,7 @@ func (s *stats) successF() float64 { return math.Float64frombits(s.success.Load(
 // New returns a picker with no nodes; call Update.
 func New(opts ...Option) *P2C {
 	o := options{clock: clock.Real{}, tau: DefaultTau, probe: DefaultProbeInterval,
-		warmUp: DefaultWarmUp, cost: redlineCost}
+		warmUp: DefaultWarmUp, cost: redlineCost, filter: LaneFilter}
 	for _, opt := range opts {
 		opt(&o)
 	}

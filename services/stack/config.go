@@ -14,6 +14,7 @@ import (
 	"github.com/redline-dev/redline/ha/quota"
 	"github.com/redline-dev/redline/kit/auth"
 	"github.com/redline-dev/redline/kit/log"
+	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/trace"
 	"github.com/redline-dev/redline/services/user"
 	"github.com/redline-dev/redline/stress/lane"
@@ -64,6 +65,11 @@ type Config struct {
 	Provider ProviderConfig `koanf:"payprovider"`
 	// Stress configures stress lanes.
 	Stress StressConfig `koanf:"stress"`
+	// Lane makes this process a lane instance (a canary, or a stress-only build): its gRPC
+	// servers register with the registry label lane=<Lane>, so only requests in that lane
+	// reach them, and lane requests for services it does not run fall back to baseline
+	// instances. Empty: a baseline instance.
+	Lane string `koanf:"lane"`
 	// HA configures the HA parts every server and client runs (see ha/README.md).
 	HA ha.Config `koanf:"ha"`
 	// Quota configures the distributed quota service and the BFF's use of it.
@@ -303,6 +309,7 @@ func (c *Config) Validate() error {
 	check(c.Feed.BigAuthorFollowers > 0 && c.Feed.InboxCap > 0, "feed.big_author_followers and feed.inbox_cap must be positive")
 	check(c.Order.PaymentTimeout > 0 && c.Order.CloseInterval > 0, "order.payment_timeout and order.close_interval must be positive")
 	check(c.Payment.Secret == "" || len(c.Payment.Secret) >= 16, "payment.secret: at least 16 bytes")
+	check(c.Lane == "" || meta.ValidLane(c.Lane), "lane %q: 1 to 32 of a-z, 0-9 and -, starting with a letter", c.Lane)
 	check(c.Stress.Key == "" || len(c.Stress.Key) >= lane.MinKeyLen, "stress.key: at least %d bytes", lane.MinKeyLen)
 	check(c.Provider.FailureRatio >= 0 && c.Provider.FailureRatio <= 1, "payprovider.failure_ratio must be 0 to 1")
 	check(c.Quota.Store == "memory" || strings.HasPrefix(c.Quota.Store, "redis://"), "quota.store %q: want memory or redis://host:port/db", c.Quota.Store)

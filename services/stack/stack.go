@@ -285,6 +285,9 @@ func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (
 			Operations: s.cfg.Timeouts.budgets(budgets)}))
 	s.grpc[name] = srv
 	node := registry.Node{Service: name, ID: name + "-" + instanceID()}
+	if s.cfg.Lane != "" {
+		node.Labels = map[string]string{registry.LabelLane: s.cfg.Lane}
+	}
 	s.components = append(s.components, srv, app.Hook(name+" registration",
 		func(ctx context.Context) error {
 			node.Addr = srv.Endpoint()
@@ -424,6 +427,9 @@ func (s *Stack) BFFURL() string {
 
 // AdminURL is the admin endpoint's base URL once started.
 func (s *Stack) AdminURL() string { return "http://" + s.Admin.Endpoint() }
+
+// Lane is the lane this process serves ("" for baseline): see Config.Lane.
+func (s *Stack) Lane() string { return s.cfg.Lane }
 
 // GRPCAddr is the bound address of a service's gRPC server in this process, or "".
 func (s *Stack) GRPCAddr(service string) string {
