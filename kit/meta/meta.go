@@ -115,6 +115,11 @@ func RequestID(ctx context.Context) string { return FromContext(ctx).RequestID }
 // Lane returns the lane in ctx, or "" for the baseline.
 func Lane(ctx context.Context) string { return FromContext(ctx).Lane }
 
+// ShadowLane is the lane of work on shadow data that no lane request started: a shadow
+// service's background loops, a queued message that lost its lane. Routing treats it as any
+// other lane, so it can only reach shadow data.
+const ShadowLane = "shadow"
+
 // WithLane returns ctx with its lane set to lane.
 func WithLane(ctx context.Context, lane string) context.Context {
 	md := FromContext(ctx)

@@ -100,10 +100,12 @@ func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
 
 // Open opens the cache named by dsn: "memory:" for a NewMemory cache, or a Redis URL
 // (redis://host:port/db, rediss:// for TLS) for a NewRedis cache that Open pings first.
+// The cache it returns is a baseline cache: every call in a lane (kit/meta.Lane) fails
+// with ErrLane. Lane traffic uses Shadow's view of it.
 func Open(ctx context.Context, dsn string, opts ...Option) (Cache, error) {
 	switch {
 	case dsn == "memory:" || dsn == "memory://":
-		return NewMemory(opts...), nil
+		return baseline{NewMemory(opts...)}, nil
 	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"):
 		r, err := NewRedis(dsn, opts...)
 		if err != nil {
@@ -113,7 +115,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (Cache, error) {
 			r.Close()
 			return nil, err
 		}
-		return r, nil
+		return baseline{r}, nil
 	}
 	return nil, fmt.Errorf("%w: %q (want memory: or redis://)", ErrUnsupportedDSN, redact(dsn))
 }

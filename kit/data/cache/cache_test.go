@@ -88,7 +88,7 @@ func openRedis(t *testing.T) *Redis {
 	if err != nil {
 		testenv.Unreachable(t, redisEnv, err)
 	}
-	r := c.(*Redis)
+	r := c.(baseline).Cache.(*Redis)
 	t.Cleanup(func() {
 		r.Close()
 		// A client of its own: the test may have closed r.
@@ -359,7 +359,7 @@ func TestOpen(t *testing.T) {
 				t.Fatalf("Open(%q) = %v", tt.dsn, err)
 			}
 			defer c.Close()
-			if got := fmt.Sprintf("%T", c); got != tt.want {
+			if got := fmt.Sprintf("%T", c.(baseline).Cache); got != tt.want {
 				t.Fatalf("Open(%q) is a %s; want %s", tt.dsn, got, tt.want)
 			}
 		})

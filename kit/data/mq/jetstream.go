@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redline-dev/redline/kit/data/internal/lanes"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/trace"
 )
@@ -33,7 +34,7 @@ type JetStream struct {
 var _ Queue = (*JetStream)(nil)
 
 // Open connects to the NATS server at url (nats://host:port) and creates or updates the
-// queue's stream, which holds every subject under the prefix.
+// queue's stream, which holds every subject under the prefix. See Shadow for lanes.
 func Open(ctx context.Context, url string, opts ...Option) (*JetStream, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -41,6 +42,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*JetStream, error) {
 	}
 	if !validSubject(o.prefix, false) {
 		return nil, fmt.Errorf("%w: subject prefix %q", ErrInvalidName, o.prefix)
+	}
+	if o.shadow {
+		o.prefix, o.stream = "shadow."+o.prefix, o.stream+"_SHADOW"
 	}
 	o.maxDeliver = max(o.maxDeliver, 1)
 	o.concurrency = max(o.concurrency, 1)
@@ -115,6 +119,13 @@ func (q *JetStream) Publish(ctx context.Context, subject string, data []byte) er
 	}
 	if q.isClosed() {
 		return ErrClosed
+	}
+	switch lane := meta.Lane(ctx); {
+	case q.o.shadow && lane == "":
+		ctx = meta.WithLane(ctx, meta.ShadowLane)
+	case !q.o.shadow && lane != "":
+		lanes.Refused("mq")
+		return ErrLane
 	}
 	carrier := meta.MapCarrier{}
 	meta.Inject(ctx, carrier)
@@ -286,7 +297,17 @@ func (s *subscription) handle(msg jetstream.Msg) {
 		}
 	}
 	carrier := meta.MapCarrier(header)
-	ctx := meta.NewContext(context.Background(), meta.Extract(carrier))
+	md := meta.Extract(carrier)
+	switch {
+	case q.o.shadow && md.Lane == "":
+		md.Lane = meta.ShadowLane
+	case !q.o.shadow && md.Lane != "":
+		lanes.Refused("mq")
+		q.terminated.Add(1)
+		_ = msg.Term()
+		return
+	}
+	ctx := meta.NewContext(context.Background(), md)
 	ctx = trace.Extract(ctx, carrier)
 	ctx, cancel := context.WithTimeout(ctx, q.o.ackWait)
 	err := call(ctx, s.h, Message{

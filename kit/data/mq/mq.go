@@ -8,6 +8,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/redline-dev/redline/kit/data/internal/lanes"
 )
 
 // Errors callers branch on.
@@ -71,6 +73,7 @@ type options struct {
 	backoff     time.Duration
 	concurrency int
 	maxAge      time.Duration
+	shadow      bool
 }
 
 func defaultOptions() options {
@@ -110,6 +113,16 @@ func WithRetryBackoff(d time.Duration) Option { return func(o *options) { o.back
 // WithConcurrency sets how many handlers of one subscription run at once. With 1, messages of
 // a subscription are handled one at a time in stream order (redeliveries aside). Default: 1.
 func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n } }
+
+// Shadow opens the shadow twin of the queue, for lane traffic: subjects under
+// "shadow.<prefix>" in the stream "<stream>_SHADOW", so no baseline subscription can
+// receive its messages. Its handlers and its publishes are always in a lane: a message
+// without one gets kit/meta.ShadowLane.
+//
+// A queue opened without Shadow is a baseline queue: Publish in a lane fails with ErrLane,
+// and a message that arrives with a lane is terminated unhandled (both counted in
+// redline_lane_baseline_refused_total{client="mq"}).
+func Shadow() Option { return func(o *options) { o.shadow = true } }
 
 // WithMaxAge sets how long the stream keeps messages, handled or not. Default: 72h.
 func WithMaxAge(d time.Duration) Option { return func(o *options) { o.maxAge = d } }
@@ -156,3 +169,6 @@ func validDurable(s string) bool {
 	}
 	return true
 }
+
+// ErrLane is returned by a baseline queue's Publish in a lane.
+var ErrLane = lanes.ErrBaseline

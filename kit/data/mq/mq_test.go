@@ -74,7 +74,11 @@ func (ts testStream) open(t *testing.T, url string, opts ...Option) *JetStream {
 		if err := q.Close(); err != nil {
 			t.Errorf("Close() = %v", err)
 		}
-		deleteStream(t, url, ts.name)
+		name := ts.name
+		if q.o.shadow {
+			name += "_SHADOW"
+		}
+		deleteStream(t, url, name)
 	})
 	return q
 }
@@ -136,7 +140,7 @@ type received struct {
 
 func TestRoundTrip(t *testing.T) {
 	forEach(t, func(t *testing.T, url string) {
-		q := newTestStream().open(t, url)
+		q := newTestStream().open(t, url, Shadow()) // the message is in a lane
 		got := make(chan received, 1)
 		subscribe(t, q, "note.*", "feed", func(ctx context.Context, m Message) error {
 			traceID, spanID := trace.IDs(ctx)

@@ -25,6 +25,13 @@
 //
 // On PostgreSQL, WithSchema gives the DB its own schema (created if missing) by setting
 // search_path on every connection; tests and shadow data use it.
+//
+// # Lanes
+//
+// A DB is a baseline DB unless opened with Shadow, and a baseline DB refuses every call
+// made in a lane (kit/meta.Lane) with ErrLane: stress traffic fails closed instead of
+// touching production rows. The shadow twin (a sibling SQLite file, or a sibling
+// PostgreSQL schema) serves lanes; CompareSchemas checks it matches the baseline.
 package sqldb
 
 import (
@@ -73,6 +80,7 @@ type Option func(*options)
 type options struct {
 	schema   string
 	maxConns int
+	shadow   bool
 }
 
 // DefaultMaxConns is the PostgreSQL pool size when WithMaxConns is not given.
@@ -97,6 +105,7 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 type DB struct {
 	db      *sql.DB
 	dialect string
+	shadow  bool
 }
 
 // Open opens and pings the database named by dsn:
@@ -124,6 +133,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	db.shadow = o.shadow
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -138,6 +148,9 @@ func openSQLite(path string, o options) (*DB, error) {
 	path = strings.TrimPrefix(path, "//")
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("%w: sqlite path %q is empty or has '?' or '#'", ErrUnsupportedDSN, path)
+	}
+	if o.shadow {
+		path = shadowSQLitePath(path)
 	}
 	memory := path == ":memory:"
 	q := url.Values{}
@@ -167,6 +180,11 @@ func openPostgres(ctx context.Context, dsn string, o options) (*DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: parse postgres dsn %q: %w", redact(dsn), err)
+	}
+	if o.shadow {
+		if o.schema, err = shadowSchema(cfg, o); err != nil {
+			return nil, err
+		}
 	}
 	if o.schema != "" {
 		if !schemaName.MatchString(o.schema) {
@@ -229,18 +247,18 @@ func (db *DB) bind(query string) string {
 
 // ExecContext runs a statement that returns no rows.
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return db.db.ExecContext(ctx, db.bind(query), args...)
+	return db.guard(ctx).ExecContext(ctx, db.bind(query), args...)
 }
 
 // QueryContext runs a query that returns rows; the caller closes them.
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return db.db.QueryContext(ctx, db.bind(query), args...)
+	return db.guard(ctx).QueryContext(ctx, db.bind(query), args...)
 }
 
 // QueryRowContext runs a query expected to return at most one row. Errors, sql.ErrNoRows
 // among them, surface from Scan.
 func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return db.db.QueryRowContext(ctx, db.bind(query), args...)
+	return db.guard(ctx).QueryRowContext(ctx, db.bind(query), args...)
 }
 
 // PingContext checks that the database answers.
@@ -261,7 +279,7 @@ func (db *DB) Stats() sql.DBStats { return db.db.Stats() }
 // the transaction is rolled back and that error is returned as is, so callers can branch on it;
 // when fn panics it is rolled back and the panic continues.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	stx, err := db.db.BeginTx(ctx, nil)
+	stx, err := db.guard(ctx).BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
@@ -288,16 +306,25 @@ func (tx *Tx) Dialect() string { return tx.db.dialect }
 
 // ExecContext runs a statement that returns no rows.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if tx.db.guard(ctx) != tx.db.db {
+		return nil, ErrLane
+	}
 	return tx.tx.ExecContext(ctx, tx.db.bind(query), args...)
 }
 
 // QueryContext runs a query that returns rows; the caller closes them before the
 // transaction ends.
 func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if tx.db.guard(ctx) != tx.db.db {
+		return nil, ErrLane
+	}
 	return tx.tx.QueryContext(ctx, tx.db.bind(query), args...)
 }
 
 // QueryRowContext runs a query expected to return at most one row.
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if tx.db.guard(ctx) != tx.db.db {
+		return refused().QueryRowContext(ctx, query)
+	}
 	return tx.tx.QueryRowContext(ctx, tx.db.bind(query), args...)
 }

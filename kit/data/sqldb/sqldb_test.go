@@ -14,7 +14,10 @@ import (
 	"github.com/redline-dev/redline/kit/data/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The pool that refuses lanes (refused) runs its opener goroutine for the process's life.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
+}
 
 const (
 	postgresEnv = "REDLINE_TEST_POSTGRES"

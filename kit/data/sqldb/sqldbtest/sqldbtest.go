@@ -47,8 +47,11 @@ func Postgres(t testing.TB, prefix string) (db *sqldb.DB, schema string) {
 			return
 		}
 		defer admin.Close()
-		if _, err := admin.ExecContext(context.Background(), `DROP SCHEMA IF EXISTS "`+schema+`" CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
+		// The shadow twin (sqldb.Shadow) lives beside it.
+		for _, s := range []string{schema, schema + "_shadow"} {
+			if _, err := admin.ExecContext(context.Background(), `DROP SCHEMA IF EXISTS "`+s+`" CASCADE`); err != nil {
+				t.Errorf("drop schema %s: %v", s, err)
+			}
 		}
 	})
 	return db, schema

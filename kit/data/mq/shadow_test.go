@@ -1,0 +1,77 @@
+package mq
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/redline-dev/redline/kit/data/internal/lanes"
+	"github.com/redline-dev/redline/kit/meta"
+)
+
+// TestLanesFailClosed: a baseline queue refuses to publish in a lane and terminates a
+// message that arrives with one; the shadow twin lives on its own subjects and stream, and
+// its handlers are always in a lane.
+func TestLanesFailClosed(t *testing.T) {
+	forEach(t, func(t *testing.T, url string) {
+		ts := newTestStream()
+		base, shadow := ts.open(t, url), ts.open(t, url, Shadow())
+		lane := meta.WithLane(t.Context(), "stress-1")
+		refused := testutil.ToFloat64(lanes.Counter("mq"))
+
+		if err := base.Publish(lane, "note.created", []byte("x")); !errors.Is(err, ErrLane) {
+			t.Fatalf("baseline Publish in a lane = %v; want ErrLane", err)
+		}
+		type got struct {
+			side, lane, data string
+		}
+		seen := make(chan got, 8)
+		for side, q := range map[string]*JetStream{"baseline": base, "shadow": shadow} {
+			subscribe(t, q, "note.*", "d", func(ctx context.Context, m Message) error {
+				seen <- got{side, meta.Lane(ctx), string(m.Data)}
+				return nil
+			})
+		}
+		// A lane message forged onto a baseline subject, bypassing Publish.
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		forged := &nats.Msg{Subject: ts.prefix + ".note.created", Data: []byte("forged"), Header: nats.Header{}}
+		forged.Header.Set(meta.HeaderBaggage, "lane=stress-1")
+		if err := nc.PublishMsg(forged); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, t.Context(), base, "note.created", "base")
+		publish(t, lane, shadow, "note.created", "lane")
+		publish(t, t.Context(), shadow, "note.created", "no lane")
+
+		want := map[got]bool{{"baseline", "", "base"}: true, {"shadow", "stress-1", "lane"}: true,
+			{"shadow", meta.ShadowLane, "no lane"}: true}
+		for len(want) > 0 {
+			select {
+			case g := <-seen:
+				if !want[g] {
+					t.Fatalf("handled %+v; want only %v", g, want)
+				}
+				delete(want, g)
+			case <-time.After(15 * time.Second):
+				t.Fatalf("not handled within 15s: %v", want)
+			}
+		}
+		waitFor(t, "the forged message terminated", func() bool { return base.Stats().Terminated == 1 })
+		if got := testutil.ToFloat64(lanes.Counter("mq")) - refused; got != 2 {
+			t.Errorf("refusals counted %v; want 2 (the publish and the forged message)", got)
+		}
+		select {
+		case g := <-seen:
+			t.Fatalf("handled %+v after the expected three", g)
+		default:
+		}
+	})
+}
