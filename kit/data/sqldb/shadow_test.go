@@ -161,4 +161,3 @@ func TestCompareSchemas(t *testing.T) {
 		})
 	}
 }
-
