@@ -23,6 +23,9 @@ const (
 	// HeaderLaneToken carries a signed lane token (stress/lane) into the edge: the only way
 	// a lane enters from outside.
 	HeaderLaneToken = "x-redline-lane"
+	// QueryLaneToken is the query parameter that carries a lane token where a caller cannot
+	// set headers: a third party's webhook, such as the payment provider's callback.
+	QueryLaneToken = "redline_lane"
 	// HeaderBaggage is the W3C baggage header; the lane is its member "lane".
 	HeaderBaggage = "baggage"
 	// BaggageLane is the W3C baggage member that names the lane.

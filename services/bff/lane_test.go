@@ -12,10 +12,10 @@ import (
 
 const laneKey = "stress-key-for-tests-0123456789"
 
-// TestLanesFailClosed: without shadow data, a request admitted into a lane is refused
+// TestLanesFailClosed: without shadow instances, a request admitted into a lane is refused
 // before it reaches any service; baseline requests are served.
 func TestLanesFailClosed(t *testing.T) {
-	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key = laneKey })
+	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key, c.Stress.Shadow = laneKey, false })
 	signer, _ := lane.NewSigner(laneKey, nil)
 	tok, _ := signer.Sign("lanetest-closed", time.Hour)
 	if r := stacktest.Do(t, "GET", s.BFF+"/v1/explore", nil, "X-Redline-Lane", tok); r.Status != 412 || r.Reason() != "LANE_NOT_ISOLATED" {
@@ -32,10 +32,10 @@ func TestLanesFailClosed(t *testing.T) {
 
 // TestSignedLaneCrossesTheBFF: a lane enters only with a token signed by the stress key,
 // and then shows in the metrics of the BFF and of the services it called; a forged token
-// is stripped and counted. (stress.baseline_data lets it through without shadow data.)
+// is stripped and counted.
 func TestSignedLaneCrossesTheBFF(t *testing.T) {
 	const key = laneKey
-	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key, c.Stress.BaselineData = key, true })
+	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key = key })
 	signer, _ := lane.NewSigner(key, nil)
 	tok, err := signer.Sign("lanetest-1", time.Hour)
 	if err != nil {
@@ -78,7 +78,7 @@ func TestSignedLaneCrossesTheBFF(t *testing.T) {
 // stress.kill on all of them, both at once through a config reload, and baseline traffic
 // is served throughout.
 func TestLaneKillSwitches(t *testing.T) {
-	base := func(c *stack.Config) { c.Stress.Key, c.Stress.BaselineData = laneKey, true }
+	base := func(c *stack.Config) { c.Stress.Key = laneKey }
 	s := stacktest.Start(t, base)
 	signer, _ := lane.NewSigner(laneKey, nil)
 	tok, _ := signer.Sign("lanetest-kill", time.Hour)
@@ -121,10 +121,9 @@ func TestLaneKillSwitches(t *testing.T) {
 // TestLaneConformance sends one lane through every boundary the demo has today: BFF (HTTP)
 // → note (gRPC) → outbox → queue (NATS headers) → the feed's fan-out job → user (gRPC), and
 // BFF → comment (gRPC) → queue → the comment writer → interaction (gRPC). It fails if any
-// hop loses the lane. A new service or boundary joins this test. (Shadow data is not there
-// yet, so the lane runs with stress.baseline_data.)
+// hop loses the lane. A new service or boundary joins this test.
 func TestLaneConformance(t *testing.T) {
-	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key, c.Stress.BaselineData = laneKey, true })
+	s := stacktest.Start(t, func(c *stack.Config) { c.Stress.Key = laneKey })
 	bearer, _ := stacktest.Session(t, s.BFF, "lane_author")
 	signer, _ := lane.NewSigner(laneKey, nil)
 	tok, _ := signer.Sign("conformance", time.Hour)

@@ -211,10 +211,10 @@ type StressConfig struct {
 	// Key signs lane tokens: the BFF admits a lane only with a token signed by it (at least
 	// 16 bytes). Empty: no lanes; every lane token is stripped and counted.
 	Key string `koanf:"key" secret:"true"`
-	// BaselineData lets admitted lane traffic through to the services although they have no
-	// shadow data yet, so it reads and writes baseline data. Off (the default), a request
-	// in a lane is refused at the BFF with LANE_NOT_ISOLATED: lanes fail closed.
-	BaselineData bool `koanf:"baseline_data"`
+	// Shadow builds a shadow instance of every service that keeps data, on shadow data:
+	// requests in a lane go to it (see shadow.go). Default on. Off, lanes are refused at the
+	// BFF with LANE_NOT_ISOLATED, and the data clients refuse them anyway: lanes fail closed.
+	Shadow bool `koanf:"shadow"`
 	// Kill refuses lane traffic on every service of this process at once (LANE_KILLED);
 	// KillServices refuses it on the services named. Both reload live: the stop button of a
 	// stress test.
@@ -269,6 +269,7 @@ func Default() *Config {
 		Payment:        PaymentConfig{Addr: "127.0.0.1:0"},
 		Provider:       ProviderConfig{Addr: "127.0.0.1:9180", Delay: 50 * time.Millisecond},
 		HA:             ha.Default(),
+		Stress:         StressConfig{Shadow: true},
 		Quota: QuotaConfig{Addr: "127.0.0.1:9190", Store: "memory", Prefix: "redline:quota:",
 			// Creating a note is the demo's costly write: at most 50/s across every BFF.
 			Resources: map[string]quota.Resource{"notes_create": {Limit: 50, LeaseTTL: 10 * time.Second}},

@@ -14,10 +14,10 @@ import (
 	"github.com/redline-dev/redline/kit/middleware"
 )
 
-// errLaneNotIsolated refuses lane traffic while the services have no shadow data.
+// errLaneNotIsolated refuses lane traffic while the services have no shadow instances.
 var errLaneNotIsolated = errs.New(codes.FailedPrecondition, "LANE_NOT_ISOLATED",
-	"this deployment has no shadow data for lanes yet, so lane traffic is refused rather than let it touch baseline data; "+
-		"set stress.baseline_data: true only where baseline data does not matter")
+	"this deployment runs no shadow instances (stress.shadow: false), so lane traffic is refused rather than let it touch baseline data; "+
+		"turn stress.shadow on to run stress tests")
 
 // errLaneKilled refuses lane traffic on a killed service.
 var errLaneKilled = errs.New(codes.FailedPrecondition, "LANE_KILLED",
@@ -28,8 +28,8 @@ var lanesKilled = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redline
 
 func init() { metric.Registry.MustRegister(lanesKilled) }
 
-// failClosedLanes refuses every request in a lane: the data clients do not route lanes to
-// shadow stores yet, and a colored request must never reach baseline data.
+// failClosedLanes refuses every request in a lane at the edge when there are no shadow
+// instances: the baseline data clients would refuse it anyway, deeper and later.
 func failClosedLanes() middleware.Middleware {
 	return func(next middleware.Handler) middleware.Handler {
 		return func(ctx context.Context, req any) (any, error) {

@@ -111,7 +111,7 @@ func (s *Stack) buildNote(ctx context.Context) error {
 	// one filter there, so each sees the ids the others create.
 	var ids bloom.IDs
 	if rdb := s.redisClient(); rdb != nil {
-		ids, err = bloom.NewRedis(rdb, s.cfg.CachePrefix+"note-ids", cfg.ExpectedNotes, 0.01)
+		ids, err = bloom.NewRedis(rdb, s.cachePrefix()+"note-ids", cfg.ExpectedNotes, 0.01)
 	} else {
 		ids, err = bloom.New(cfg.ExpectedNotes, 0.01)
 	}
@@ -123,7 +123,9 @@ func (s *Stack) buildNote(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.Admin.AddState("note_reads", func() any { return svc.ReadStats() })
+	if !s.shadow {
+		s.Admin.AddState("note_reads", func() any { return svc.ReadStats() })
+	}
 	// The relay publishes what the service wrote: it stops after the server, before the queue.
 	s.components = append(s.components, app.Hook("note outbox relay", nil, func(context.Context) error { return svc.Close() }))
 	srv, err := s.serveGRPC(note.Name, cfg.Addr, nil)
@@ -264,6 +266,12 @@ func (s *Stack) buildPayment(ctx context.Context) error {
 			return cfg.CallbackURL
 		}
 		return s.BFFURL() + "/v1/payments/callback"
+	}
+	if s.shadow {
+		if providerURL, err = s.shadowProviderURL(); err != nil {
+			return err
+		}
+		callback = s.shadowCallbackURL(callback)
 	}
 	svc, retrier, err := payment.New(ctx, db, orderv1.NewOrderClient(orders),
 		lazyCharger{url: providerURL, hc: &http.Client{Timeout: 5 * time.Second}},
@@ -448,7 +456,7 @@ func (s *Stack) buildBFF(context.Context) error {
 	}
 	s.bff = kithttp.NewServer(bff.Name, opts...)
 	after := []middleware.Middleware{s.laneGuard(bff.Name), quota.Server(qc, cfg.Quota.Routes)}
-	if !cfg.Stress.BaselineData {
+	if !cfg.Stress.Shadow {
 		after = append([]middleware.Middleware{failClosedLanes()}, after...)
 	}
 	bff.Register(s.bff, c, s.signer, after...)

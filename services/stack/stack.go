@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
 
 	quotav1 "github.com/redline-dev/redline/api/quota/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
@@ -89,9 +90,15 @@ type Stack struct {
 	provider *kithttp.Server // the mock payment provider, when this process runs it
 	lanes    laneSwitches    // stress.kill and stress.kill_services, reloaded live
 
+	// shadow is on while a builder builds a service's shadow instance (shadow.go).
+	shadow     bool
+	routes     map[string]*routed // by gRPC service name
+	routeOrder []string
+	dbPairs    map[string][2]*sqldb.DB // baseline and shadow, by service
+
 	// Opened by the first service that needs them.
 	natsURL string
-	queues  map[int]mq.Queue // by handler concurrency
+	queues  map[queueKey]mq.Queue
 	cache   cache.Cache
 	rdb     *redis.Client // the cache's Redis, when it is Redis
 
@@ -133,7 +140,8 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 		cfg = &c
 	}
 	s := &Stack{cfg: cfg, logger: logger, services: services, grpc: map[string]*kitgrpc.Server{},
-		switches: degrade.NewSwitches(), haServers: map[string]*ha.Server{}, haClients: map[string]*ha.Client{}}
+		switches: degrade.NewSwitches(), haServers: map[string]*ha.Server{}, haClients: map[string]*ha.Client{},
+		routes: map[string]*routed{}, dbPairs: map[string][2]*sqldb.DB{}}
 	s.switches.Set(cfg.HA.Degrade.Forced)
 	s.lanes.set(cfg.Stress)
 	// Hashing a password is slow on purpose: these two get the edge budget, not the
@@ -163,6 +171,20 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 		if err := builders[name](s, ctx); err != nil {
 			return nil, err
 		}
+		if cfg.Stress.Shadow && !noShadow[name] {
+			s.shadow = true
+			err := builders[name](s, ctx)
+			s.shadow = false
+			if err != nil {
+				return nil, fmt.Errorf("%s (shadow): %w", name, err)
+			}
+		}
+	}
+	if err := s.compareShadows(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.registerRoutes(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -200,10 +222,18 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 			return nil, fmt.Errorf("data_dir %s: %w", s.cfg.DataDir, err)
 		}
 	}
-	db, err := sqldb.Open(ctx, dsn)
+	var opts []sqldb.Option
+	pair := s.dbPairs[name]
+	if s.shadow {
+		opts = append(opts, sqldb.Shadow())
+		name += " shadow"
+	}
+	db, err := sqldb.Open(ctx, dsn, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: database: %w", name, err)
 	}
+	pair[btoi(s.shadow)] = db
+	s.dbPairs[strings.TrimSuffix(name, " shadow")] = pair
 	s.components = append(s.components, app.Hook(name+" db", nil, func(context.Context) error { return db.Close() }))
 	s.Admin.AddCheck(name+" db", db.PingContext)
 	return db, nil
@@ -213,7 +243,8 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 // once, connecting (and starting the embedded NATS server) on first use. Queues stop after
 // everything started later, so consumers and relays stop first.
 func (s *Stack) openQueue(ctx context.Context, concurrency int) (mq.Queue, error) {
-	if q, ok := s.queues[concurrency]; ok {
+	key := queueKey{concurrency, s.shadow}
+	if q, ok := s.queues[key]; ok {
 		return q, nil
 	}
 	if s.natsURL == "" {
@@ -227,8 +258,11 @@ func (s *Stack) openQueue(ctx context.Context, concurrency int) (mq.Queue, error
 			s.natsURL = e.URL()
 		}
 	}
-	q, err := mq.Open(ctx, s.natsURL, mq.WithSubjectPrefix(s.cfg.QueuePrefix), mq.WithStream(s.cfg.QueueStream),
-		mq.WithConcurrency(concurrency))
+	opts := []mq.Option{mq.WithSubjectPrefix(s.cfg.QueuePrefix), mq.WithStream(s.cfg.QueueStream), mq.WithConcurrency(concurrency)}
+	if s.shadow {
+		opts = append(opts, mq.Shadow())
+	}
+	q, err := mq.Open(ctx, s.natsURL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("queue %s: %w (is NATS running? scripts/services.sh starts it)", conf.RedactURL(s.cfg.Queue), err)
 	}
@@ -237,14 +271,47 @@ func (s *Stack) openQueue(ctx context.Context, concurrency int) (mq.Queue, error
 		s.Admin.AddCheck("queue", q.Ping)
 	}
 	if s.queues == nil {
-		s.queues = map[int]mq.Queue{}
+		s.queues = map[queueKey]mq.Queue{}
 	}
-	s.queues[concurrency] = q
+	s.queues[key] = q
 	return q, nil
 }
 
-// openCache returns the process's cache, opening it on first use.
+// queueKey names one of the process's queues.
+type queueKey struct {
+	concurrency int
+	shadow      bool
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// openCache returns the process's cache, opening it on first use; a shadow instance gets
+// its shadow view.
 func (s *Stack) openCache(ctx context.Context) (cache.Cache, error) {
+	if s.shadow {
+		c, err := s.openBaselineCache(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return cache.Shadow(c), nil
+	}
+	return s.openBaselineCache(ctx)
+}
+
+// cachePrefix is the prefix of keys the services write to the cache's Redis directly.
+func (s *Stack) cachePrefix() string {
+	if s.shadow {
+		return s.cfg.CachePrefix + cache.ShadowPrefix
+	}
+	return s.cfg.CachePrefix
+}
+
+func (s *Stack) openBaselineCache(ctx context.Context) (cache.Cache, error) {
 	if s.cache != nil {
 		return s.cache, nil
 	}
@@ -274,7 +341,13 @@ func (s *Stack) redisClient() *redis.Client {
 
 // serveGRPC adds a gRPC server for name and its registration, which is withdrawn before the
 // server stops so callers move away first.
-func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (*kitgrpc.Server, error) {
+//
+// It returns where the builder registers its gRPC services: registerRoutes registers them
+// once both instances are built. A shadow instance gets no server of its own.
+func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (grpc.ServiceRegistrar, error) {
+	if s.shadow {
+		return registrar{s: s, shadow: true}, nil
+	}
 	h, err := s.haServer(name, false)
 	if err != nil {
 		return nil, err
@@ -294,7 +367,7 @@ func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (
 			return s.reg.Register(ctx, node)
 		},
 		func(ctx context.Context) error { return s.reg.Deregister(ctx, node) }))
-	return srv, nil
+	return registrar{s: s, srv: srv}, nil
 }
 
 // haServer builds the HA parts of one server and closes them after the server stops.
@@ -382,15 +455,20 @@ func (s *Stack) dial(service string, required bool) (*kitgrpc.Client, error) {
 	hcfg := s.cfg.HA
 	hcfg.Retry.Idempotent = append(append([]string{}, hcfg.Retry.Idempotent...), idempotent[service]...)
 	h := ha.NewClient(hcfg, s.switches, nil)
-	s.haClients[service] = h
-	c, err := kitgrpc.NewClient(kitgrpc.Scheme+":///"+service, kitgrpc.Registry(s.reg), kitgrpc.ClientLogger(s.logger),
-		kitgrpc.ClientHA(h),
-		kitgrpc.ClientDeadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Operations: s.cfg.Timeouts.budgets(s.slow)}))
+	opts := []kitgrpc.ClientOption{kitgrpc.Registry(s.reg), kitgrpc.ClientLogger(s.logger), kitgrpc.ClientHA(h),
+		kitgrpc.ClientDeadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Operations: s.cfg.Timeouts.budgets(s.slow)})}
+	key := service
+	if s.shadow {
+		opts = append(opts, kitgrpc.ClientMiddleware(inLane()))
+		key += " (shadow)"
+	}
+	s.haClients[key] = h
+	c, err := kitgrpc.NewClient(kitgrpc.Scheme+":///"+service, opts...)
 	if err != nil {
 		return nil, err
 	}
-	s.components = append(s.components, app.Hook(service+" client", nil, func(context.Context) error { return c.Close() }))
-	if required {
+	s.components = append(s.components, app.Hook(key+" client", nil, func(context.Context) error { return c.Close() }))
+	if required && !s.shadow {
 		s.Admin.AddCheck(service, c.Check)
 	}
 	return c, nil

@@ -67,3 +67,35 @@ func TestBaselineRefusesLanes(t *testing.T) {
 		})
 	}
 }
+
+// TestScanBaseline sees baseline entries only, whichever side it is given.
+func TestScanBaseline(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			base := baseline{b.open(t).c}
+			ctx := meta.WithLane(t.Context(), "stress-1")
+			for i, k := range []string{"a", "b", "c"} {
+				if err := base.Set(t.Context(), k, []byte{byte('0' + i)}, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := Shadow(base).Set(ctx, "s", []byte("lane"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []Cache{base, Shadow(base)} {
+				got := map[string]string{}
+				if err := ScanBaseline(t.Context(), c, 0, func(k string, v []byte) bool { got[k] = string(v); return true }); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 3 || got["a"] != "0" || got["c"] != "2" {
+					t.Fatalf("ScanBaseline = %v; want a, b and c only", got)
+				}
+			}
+			n := 0
+			_ = ScanBaseline(t.Context(), base, 2, func(string, []byte) bool { n++; return true })
+			if n != 2 {
+				t.Fatalf("limit 2 saw %d entries", n)
+			}
+		})
+	}
+}

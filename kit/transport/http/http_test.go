@@ -308,10 +308,20 @@ func TestEdgeAdmitsOnlySignedLanes(t *testing.T) {
 	if got := lane(ts.URL, "Baggage", "lane=stress-1"); got != "" {
 		t.Fatalf("baggage lane at the edge = %q; want the baseline", got)
 	}
+	// A webhook carries the token in its URL.
+	for tok, want := range map[string]string{"signed-stress-1": "stress-1", "forged": ""} {
+		req, _ := http.NewRequest("POST", ts.URL+"/echo?redline_lane="+tok+"&keep=1", strings.NewReader(`{"name":"a"}`))
+		_, _, raw := do(t, req)
+		var r echoResp
+		_ = json.Unmarshal(raw, &r)
+		if r.Lane != want {
+			t.Fatalf("query token %s: lane %q; want %q", tok, r.Lane, want)
+		}
+	}
 	if got := lane(plain.URL, "X-Redline-Lane", "signed-stress-1"); got != "" {
 		t.Fatalf("lane token at an edge with no key = %q; want the baseline", got)
 	}
-	if rejected("signature") != sig+1 || rejected("no_key") != noKey+1 {
-		t.Fatalf("rejections: signature +%v, no_key +%v; want +1 each", rejected("signature")-sig, rejected("no_key")-noKey)
+	if rejected("signature") != sig+2 || rejected("no_key") != noKey+1 {
+		t.Fatalf("rejections: signature +%v, no_key +%v; want +2 and +1", rejected("signature")-sig, rejected("no_key")-noKey)
 	}
 }

@@ -97,7 +97,8 @@ func MaxBody(n int64) ServerOption { return func(o *serverOptions) { o.maxBody =
 // (the lane header is stripped), since lanes enter only through a signed header.
 func Edge() ServerOption { return func(o *serverOptions) { o.edge = true } }
 
-// EdgeLanes lets an Edge server admit lanes: a request whose X-Redline-Lane token verify
+// EdgeLanes lets an Edge server admit lanes: a request whose X-Redline-Lane token (or
+// redline_lane query parameter, for webhooks) verify
 // accepts is carried inside in its lane (as the baggage member "lane"); a token verify
 // refuses is stripped, logged and counted in redline_lane_rejected_total{service,reason},
 // with reason(err) as the label, and the request goes on in the baseline lane. Without
@@ -120,7 +121,14 @@ func init() { metric.Registry.MustRegister(lanesRejected, lanesAdmitted) }
 func (s *Server) admitLane(r *http.Request) {
 	tok := r.Header.Get(meta.HeaderLaneToken)
 	if tok == "" {
-		return
+		// A webhook (the payment provider's callback) cannot set headers: its URL can
+		// carry the token instead.
+		q := r.URL.Query()
+		if tok = q.Get(meta.QueryLaneToken); tok == "" {
+			return
+		}
+		q.Del(meta.QueryLaneToken)
+		r.URL.RawQuery = q.Encode()
 	}
 	r.Header.Del(meta.HeaderLaneToken)
 	if s.o.laneVerify == nil {
