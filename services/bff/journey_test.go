@@ -19,7 +19,7 @@ import (
 // TestJourney is the README's walk-through as a test: follow, post, see it in a feed, like,
 // comment, search, add to cart, order, pay.
 func TestJourney(t *testing.T) {
-	journey(t, stacktest.Start(t, func(c *stack.Config) { c.Provider.Delay = 0 }))
+	journey(t, stacktest.Start(t, func(c *stack.Config) { c.Provider.Delay = 0 }), journeyIn{ctx: context.Background(), tag: "x"})
 }
 
 // TestJourneyOnPostgresRedisNATS runs the journey on the production stores: every service
@@ -43,16 +43,25 @@ func TestJourneyOnPostgresRedisNATS(t *testing.T) {
 		c.Cache, c.CachePrefix = "redis://127.0.0.1:6379/0", "journey:"+suffix+":"
 		c.Queue, c.QueuePrefix, c.QueueStream = mqtest.URL, "j"+suffix, stream
 	})
-	journey(t, s)
+	journey(t, s, journeyIn{ctx: context.Background(), tag: "x"})
 }
 
-func journey(t *testing.T, s *stacktest.Running) {
-	alice, aliceID := stacktest.Session(t, s.BFF, "alice")
-	bob, _ := stacktest.Session(t, s.BFF, "bob")
-	auth := func(b string) []string { return []string{"Authorization", b} }
+// journeyIn is where a journey runs: the baseline, or a lane (its token in lane, its
+// baggage in ctx's outgoing gRPC metadata). tag goes into the note's title.
+type journeyIn struct {
+	lane []string
+	ctx  context.Context
+	tag  string
+}
+
+func journey(t *testing.T, s *stacktest.Running, in journeyIn) {
+	lh := in.lane
+	alice, aliceID := stacktest.Session(t, s.BFF, "alice", lh...)
+	bob, _ := stacktest.Session(t, s.BFF, "bob", lh...)
+	auth := func(b string) []string { return append([]string{"Authorization", b}, lh...) }
 
 	// A product with stock, through the admin-side gRPC APIs the seed uses.
-	ctx := context.Background()
+	ctx := in.ctx
 	p, err := productv1.NewProductClient(s.Conn(t, "product")).CreateProduct(ctx, &productv1.CreateProductRequest{
 		Title: "Oolong tea 250g", Description: "high-mountain oolong",
 		Skus: []*productv1.SKUInput{{Attributes: map[string]string{"size": "250g"}, Price: 8800, Currency: "CNY"}}})
@@ -68,7 +77,7 @@ func journey(t *testing.T, s *stacktest.Running) {
 	if r := stacktest.Do(t, "PUT", s.BFF+"/v1/me/following/"+aliceID, nil, auth(bob)...); r.Status != 200 {
 		t.Fatalf("follow = %d %s", r.Status, r.Body)
 	}
-	r := stacktest.Do(t, "POST", s.BFF+"/v1/notes", map[string]any{"title": "高山乌龙 tasting notes", "body": "floral, buttery",
+	r := stacktest.Do(t, "POST", s.BFF+"/v1/notes", map[string]any{"title": "高山乌龙 tasting notes " + in.tag, "body": "floral, buttery",
 		"tags": []string{"tea"}, "product_ids": []string{fmt.Sprint(p.GetId())}}, auth(alice)...)
 	var n card
 	r.JSON(t, &n)
@@ -89,12 +98,12 @@ func journey(t *testing.T, s *stacktest.Running) {
 		t.Fatalf("comment = %d %s; want 202 pending", r.Status, r.Body)
 	}
 	stacktest.Eventually(t, "the comment written and listed", func() (bool, string) {
-		r := stacktest.Do(t, "GET", s.BFF+"/v1/notes/"+n.ID+"/comments?order=new", nil)
+		r := stacktest.Do(t, "GET", s.BFF+"/v1/notes/"+n.ID+"/comments?order=new", nil, lh...)
 		return strings.Contains(string(r.Body), pending.ID) && strings.Contains(string(r.Body), `"username":"bob"`), string(r.Body)
 	})
 	stacktest.Eventually(t, "the note and the product searchable", func() (bool, string) {
-		r := stacktest.Do(t, "GET", s.BFF+"/v1/search?q=乌龙", nil)
-		r2 := stacktest.Do(t, "GET", s.BFF+"/v1/search?q=oolong&kind=product", nil)
+		r := stacktest.Do(t, "GET", s.BFF+"/v1/search?q=乌龙", nil, lh...)
+		r2 := stacktest.Do(t, "GET", s.BFF+"/v1/search?q=oolong&kind=product", nil, lh...)
 		return strings.Contains(string(r.Body), n.ID) && strings.Contains(string(r2.Body), fmt.Sprint(p.GetId())), string(r.Body) + string(r2.Body)
 	})
 	r = stacktest.Do(t, "GET", s.BFF+"/v1/notes/"+n.ID, nil, auth(bob)...)
@@ -107,7 +116,7 @@ func journey(t *testing.T, s *stacktest.Running) {
 	})
 
 	// Shop: product page with stock, cart, order (idempotent), pay, provider callback.
-	r = stacktest.Do(t, "GET", fmt.Sprintf("%s/v1/products/%d", s.BFF, p.GetId()), nil)
+	r = stacktest.Do(t, "GET", fmt.Sprintf("%s/v1/products/%d", s.BFF, p.GetId()), nil, lh...)
 	if !strings.Contains(string(r.Body), `"stock":3`) {
 		t.Fatalf("product = %s; want stock 3", r.Body)
 	}
@@ -152,7 +161,7 @@ func journey(t *testing.T, s *stacktest.Running) {
 	}
 	// A forged callback is refused and changes nothing.
 	if r := stacktest.Do(t, "POST", s.BFF+"/v1/payments/callback", `{"payment_id":"1","status":"succeeded"}`,
-		"X-Redline-Signature", strings.Repeat("0", 64)); r.Status != http.StatusUnauthorized {
+		append([]string{"X-Redline-Signature", strings.Repeat("0", 64)}, lh...)...); r.Status != http.StatusUnauthorized {
 		t.Fatalf("forged callback = %d %s; want 401", r.Status, r.Body)
 	}
 	// Someone else's order is not found, and routes need their token.
@@ -161,7 +170,7 @@ func journey(t *testing.T, s *stacktest.Running) {
 	}
 	for _, route := range []string{"GET /v1/feed", "GET /v1/cart", "GET /v1/orders", "GET /v1/me/history", "POST /v1/orders"} {
 		method, path, _ := strings.Cut(route, " ")
-		if r := stacktest.Do(t, method, s.BFF+path, nil); r.Status != http.StatusUnauthorized {
+		if r := stacktest.Do(t, method, s.BFF+path, nil, lh...); r.Status != http.StatusUnauthorized {
 			t.Errorf("%s without a token = %d; want 401", route, r.Status)
 		}
 	}

@@ -186,6 +186,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	if err := s.registerRoutes(); err != nil {
 		return nil, err
 	}
+	s.serveLeakChecks()
 	return s, nil
 }
 

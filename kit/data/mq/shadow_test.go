@@ -75,3 +75,35 @@ func TestLanesFailClosed(t *testing.T) {
 		}
 	})
 }
+
+// TestScan reads what the stream holds since a time, without consuming it.
+func TestScan(t *testing.T) {
+	forEach(t, func(t *testing.T, url string) {
+		q := newTestStream().open(t, url)
+		if err := q.Scan(t.Context(), time.Now().Add(-time.Hour), 0, func(string, map[string]string, []byte) bool {
+			t.Fatal("an empty stream has messages")
+			return false
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 300 {
+			publish(t, t.Context(), q, "a.b", string(rune('a'+i%26)))
+		}
+		var got []string
+		err := q.Scan(t.Context(), time.Now().Add(-time.Hour), 0, func(subject string, _ map[string]string, data []byte) bool {
+			got = append(got, subject+":"+string(data))
+			return true
+		})
+		if err != nil || len(got) != 300 || got[0] != "a.b:a" || got[299] != "a.b:"+string(rune('a'+299%26)) {
+			t.Fatalf("Scan = %d messages (%v), first %v", len(got), err, got[:min(len(got), 2)])
+		}
+		n := 0
+		if err := q.Scan(t.Context(), time.Now().Add(-time.Hour), 10, func(string, map[string]string, []byte) bool { n++; return true }); err != nil || n != 10 {
+			t.Fatalf("Scan with limit 10 read %d (%v)", n, err)
+		}
+		n = 0
+		if err := q.Scan(t.Context(), time.Now().Add(time.Minute), 0, func(string, map[string]string, []byte) bool { n++; return true }); err != nil || n != 0 {
+			t.Fatalf("Scan from the future read %d (%v)", n, err)
+		}
+	})
+}

@@ -29,6 +29,12 @@ type Running struct {
 // Start runs all services until the test ends. edit may change the configuration first.
 func Start(t testing.TB, edit func(*stack.Config)) *Running {
 	t.Helper()
+	return StartOnly(t, edit)
+}
+
+// StartOnly runs the named services (all when none) until the test ends.
+func StartOnly(t testing.TB, edit func(*stack.Config), services ...string) *Running {
+	t.Helper()
 	cfg := stack.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Admin.Addr, cfg.BFF.Addr, cfg.Quota.Addr, cfg.Provider.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -45,7 +51,7 @@ func Start(t testing.TB, edit func(*stack.Config)) *Running {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := stack.New(ctx, cfg, log.Discard())
+	st, err := stack.New(ctx, cfg, log.Discard(), services...)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -134,14 +140,14 @@ func Do(t testing.TB, method, url string, body any, headers ...string) Response 
 }
 
 // Session registers username with a password and logs in, returning the bearer header
-// value and the user id.
-func Session(t testing.TB, bff, username string) (bearer, userID string) {
+// value and the user id. headers go with both requests (a lane token, say).
+func Session(t testing.TB, bff, username string, headers ...string) (bearer, userID string) {
 	t.Helper()
-	r := Do(t, "POST", bff+"/v1/users", map[string]string{"username": username, "password": "correct horse battery"})
+	r := Do(t, "POST", bff+"/v1/users", map[string]string{"username": username, "password": "correct horse battery"}, headers...)
 	if r.Status != http.StatusCreated {
 		t.Fatalf("register %s = %d %s", username, r.Status, r.Body)
 	}
-	r = Do(t, "POST", bff+"/v1/sessions", map[string]string{"username": username, "password": "correct horse battery"})
+	r = Do(t, "POST", bff+"/v1/sessions", map[string]string{"username": username, "password": "correct horse battery"}, headers...)
 	if r.Status != http.StatusCreated {
 		t.Fatalf("login %s = %d %s", username, r.Status, r.Body)
 	}
