@@ -14,6 +14,7 @@ import (
 	productv1 "github.com/redline-dev/redline/api/product/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/kit/app"
+	"github.com/redline-dev/redline/kit/meta"
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 	"github.com/redline-dev/redline/services/seed"
 )
@@ -68,6 +69,13 @@ func (s *Stack) Seeder(opts seed.Options) app.Component {
 			start := time.Now()
 			s.logger.Info("seed: loading the demo data set", "users", opts.Users, "notes", opts.Notes, "products", opts.Products)
 			res, err := seed.Run(run, c, opts)
+			if err == nil && s.cfg.Stress.Shadow {
+				// The same data set again, in a lane: the shadow instances get it, so a stress
+				// run logs in as the demo users and buys the demo products without touching
+				// theirs.
+				s.logger.Info("seed: the same data set into the shadow data, for stress lanes")
+				_, err = seed.Run(meta.WithLane(run, meta.ShadowLane), c, opts)
+			}
 			switch {
 			case errors.Is(err, context.Canceled):
 				s.logger.Warn("seed: stopped before it finished; run with --seed again to complete it")

@@ -274,7 +274,7 @@ func (s *Stack) buildPayment(ctx context.Context) error {
 		callback = s.shadowCallbackURL(callback)
 	}
 	svc, retrier, err := payment.New(ctx, db, orderv1.NewOrderClient(orders),
-		lazyCharger{url: providerURL, hc: &http.Client{Timeout: 5 * time.Second}},
+		lazyCharger{url: providerURL, hc: &http.Client{Timeout: 5 * time.Second, Transport: kithttp.ThirdParty(nil)}},
 		payment.Config{Secret: []byte(cfg.Secret), CallbackURL: callback}, payment.WithLogger(s.logger))
 	if err != nil {
 		return err

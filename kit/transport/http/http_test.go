@@ -325,3 +325,37 @@ func TestEdgeAdmitsOnlySignedLanes(t *testing.T) {
 		t.Fatalf("rejections: signature +%v, no_key +%v; want +2 and +1", rejected("signature")-sig, rejected("no_key")-noKey)
 	}
 }
+
+// TestThirdPartyStripsLanes: a call leaving the system carries no baggage, trace context
+// or X-Redline-* header, whatever the caller set, and a lane call is counted.
+func TestThirdPartyStripsLanes(t *testing.T) {
+	got := make(chan http.Header, 1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
+	defer ts.Close()
+	hc := &http.Client{Transport: ThirdParty(nil)}
+	req, _ := http.NewRequestWithContext(meta.WithLane(context.Background(), "stress-1"), "POST", ts.URL+"/charge", nil)
+	req.Header.Set("Baggage", "lane=stress-1")
+	req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	req.Header.Set("X-Redline-Lane", "token")
+	req.Header.Set("X-Redline-Request-Id", "r1")
+	req.Header.Set("Content-Type", "application/json")
+	host := strings.TrimPrefix(ts.URL, "http://")
+	before := testutil.ToFloat64(egressStripped.WithLabelValues(host))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-got
+	for _, k := range []string{"Baggage", "Traceparent", "X-Redline-Lane", "X-Redline-Request-Id"} {
+		if h.Get(k) != "" {
+			t.Errorf("the third party received %s: %q", k, h.Get(k))
+		}
+	}
+	if h.Get("Content-Type") != "application/json" || req.Header.Get("Baggage") == "" {
+		t.Errorf("other headers lost (%v), or the caller's request changed", h)
+	}
+	if got := testutil.ToFloat64(egressStripped.WithLabelValues(host)) - before; got != 1 {
+		t.Errorf("stripped lane calls counted %v; want 1", got)
+	}
+}
