@@ -41,6 +41,10 @@ func TestSignedLaneCrossesTheBFF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	signatureRejections := func() string {
+		return grepLines(stacktest.Do(t, "GET", s.Admin+"/metrics", nil).Body, `redline_lane_rejected_total{reason="signature",service="bff"}`)
+	}
+	before := signatureRejections()
 	if r := stacktest.Do(t, "GET", s.BFF+"/v1/explore?kind=recent", nil, "X-Redline-Lane", tok); r.Status != 200 {
 		t.Fatalf("explore in a lane = %d %s", r.Status, r.Body)
 	}
@@ -53,11 +57,13 @@ func TestSignedLaneCrossesTheBFF(t *testing.T) {
 		`redline_http_server_requests_total{code="200",lane="lanetest-1",method="GET",route="GET /v1/explore",service="bff"} 1`,
 		`route="/feed.v1.Feed/Explore",service="feed"`,
 		`redline_lane_admitted_total{lane="lanetest-1",service="bff"} 1`,
-		`redline_lane_rejected_total{reason="signature",service="bff"} 1`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	if after := signatureRejections(); after == before {
+		t.Errorf("the forged token was not counted: %q before and after", before)
 	}
 	if strings.Contains(m, `lane="lanetest-2"`) {
 		t.Errorf("the forged lane reached the metrics")

@@ -36,18 +36,24 @@ func (q *JetStream) Scan(ctx context.Context, since time.Time, limit int, fn fun
 	if err != nil {
 		return fmt.Errorf("mq: scan %s: %w", q.o.stream, err)
 	}
-	seen := 0
-	for {
+	seen, done := 0, false
+	for !done {
 		batch, err := cons.FetchNoWait(256)
 		if err != nil {
 			return fmt.Errorf("mq: scan %s: %w", q.o.stream, err)
 		}
 		n := 0
+		var scanErr error
+		// The batch is read to its end even after fn is done, so its fetch returns.
 		for msg := range batch.Messages() {
 			n++
+			if done || scanErr != nil {
+				continue
+			}
 			md, err := msg.Metadata()
 			if err != nil {
-				return fmt.Errorf("mq: scan %s: %w", q.o.stream, err)
+				scanErr = err
+				continue
 			}
 			header := map[string]string{}
 			for k, vs := range msg.Headers() {
@@ -56,12 +62,16 @@ func (q *JetStream) Scan(ctx context.Context, since time.Time, limit int, fn fun
 				}
 			}
 			if limit > 0 && seen >= limit {
-				return nil
+				done = true
+				continue
 			}
 			seen++
 			if !fn(strings.TrimPrefix(msg.Subject(), q.o.prefix+"."), header, msg.Data()) || md.Sequence.Stream >= last {
-				return nil
+				done = true
 			}
+		}
+		if scanErr != nil {
+			return fmt.Errorf("mq: scan %s: %w", q.o.stream, scanErr)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return fmt.Errorf("mq: scan %s: %w", q.o.stream, err)
@@ -73,4 +83,5 @@ func (q *JetStream) Scan(ctx context.Context, since time.Time, limit int, fn fun
 			return err
 		}
 	}
+	return nil
 }

@@ -21,19 +21,22 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// onEngines runs test on shadow databases (sqldb.Shadow), which serve calls in a lane and
+// out of one alike: the relay tests mix both on one outbox.
 func onEngines(t *testing.T, test func(t *testing.T, db *sqldb.DB)) {
+	open := func(t *testing.T, dsn string, opts ...sqldb.Option) *sqldb.DB {
+		db, err := sqldb.Open(context.Background(), dsn, append(opts, sqldb.Shadow())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
 	engines := map[string]func(t *testing.T) *sqldb.DB{
-		"sqlite": func(t *testing.T) *sqldb.DB {
-			db, err := sqldb.Open(context.Background(), "sqlite:"+t.TempDir()+"/note.db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			return db
-		},
+		"sqlite": func(t *testing.T) *sqldb.DB { return open(t, "sqlite:"+t.TempDir()+"/note.db") },
 		"postgres": func(t *testing.T) *sqldb.DB {
-			db, _ := sqldbtest.Postgres(t, "noterelay")
-			return db
+			_, schema := sqldbtest.Postgres(t, "noterelay") // drops the shadow schema too
+			return open(t, sqldbtest.PostgresURL(), sqldb.WithSchema(schema))
 		},
 	}
 	for name, open := range engines {
