@@ -31,9 +31,12 @@ func TestJourneyInALaneLeavesBaselineUntouched(t *testing.T) {
 	if r := stacktest.Do(t, "POST", s.BFF+"/v1/notes", map[string]any{"title": "a baseline note"}, "Authorization", alice); r.Status != 201 {
 		t.Fatalf("baseline note = %d %s", r.Status, r.Body)
 	}
-	stacktest.Eventually(t, "the baseline note indexed", func() (bool, string) {
+	// Its asynchronous work done (indexed, fanned out), so the snapshot holds still.
+	stacktest.Eventually(t, "the baseline note indexed and fanned out", func() (bool, string) {
 		r := stacktest.Do(t, "GET", s.BFF+"/v1/search?q=baseline", nil)
-		return strings.Contains(string(r.Body), "a baseline note"), string(r.Body)
+		f := stacktest.Do(t, "GET", s.BFF+"/v1/feed", nil, "Authorization", alice)
+		return strings.Contains(string(r.Body), "a baseline note") && strings.Contains(string(f.Body), "a baseline note"),
+			string(r.Body) + string(f.Body)
 	})
 	before, err := s.TakeSnapshot(ctx)
 	if err != nil {

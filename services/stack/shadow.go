@@ -74,12 +74,16 @@ func (s *Stack) registerRoutes() error {
 		if rt.srv == nil {
 			return fmt.Errorf("%s: a shadow instance without a baseline one", name)
 		}
+		if rt.shadow == nil { // no twin: lane calls reach the baseline, whose clients refuse them
+			rt.srv.RegisterService(rt.desc, rt.base)
+			continue
+		}
 		desc := *rt.desc
 		desc.Methods = make([]grpc.MethodDesc, len(rt.desc.Methods))
 		for i, m := range rt.desc.Methods {
 			h, shadow := m.Handler, rt.shadow
 			m.Handler = func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
-				if shadow != nil && incomingLane(ctx) != "" {
+				if incomingLane(ctx) != "" {
 					srv = shadow
 				}
 				return h(srv, ctx, dec, ic)
@@ -90,7 +94,7 @@ func (s *Stack) registerRoutes() error {
 		for i, st := range rt.desc.Streams {
 			h, shadow := st.Handler, rt.shadow
 			st.Handler = func(srv any, stream grpc.ServerStream) error {
-				if shadow != nil && incomingLane(stream.Context()) != "" {
+				if incomingLane(stream.Context()) != "" {
 					srv = shadow
 				}
 				return h(srv, stream)
@@ -105,8 +109,8 @@ func (s *Stack) registerRoutes() error {
 // incomingLane reads the lane of an incoming gRPC call from its baggage, as the server's
 // metadata middleware will.
 func incomingLane(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, b := range md.Get(meta.HeaderBaggage) {
+	// ValueFromIncomingContext copies one key's values, not the whole metadata.
+	for _, b := range metadata.ValueFromIncomingContext(ctx, meta.HeaderBaggage) {
 		if l := meta.LaneFromBaggage(b); l != "" {
 			return l
 		}
