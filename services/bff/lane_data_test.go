@@ -54,6 +54,24 @@ func TestJourneyInALaneLeavesBaselineUntouched(t *testing.T) {
 		tag:  sentinel,
 	})
 
+	// Every service served the lane: the lane crossed every boundary of the journey.
+	m := stacktest.Do(t, "GET", s.Admin+"/metrics", nil).Body
+	for _, svc := range []string{"user", "note", "feed", "interaction", "comment", "history", "search", "product",
+		"inventory", "order", "payment"} {
+		found := false
+		for _, l := range strings.Split(grepLines(m, `lane="journey"`), "\n") {
+			if strings.HasPrefix(l, "redline_grpc_server_requests_total{") && strings.Contains(l, `service="`+svc+`"`) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s never served lane journey", svc)
+		}
+	}
+	if !strings.Contains(grepLines(m, `lane="shadow"`), `route="/payment.v1.Payment/Callback"`) {
+		t.Errorf("the provider's callback did not reach the shadow payment in a lane:\n%s", grepLines(m, "Payment/Callback"))
+	}
+
 	after, err := s.TakeSnapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
