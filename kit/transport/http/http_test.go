@@ -359,3 +359,37 @@ func TestThirdPartyStripsLanes(t *testing.T) {
 		t.Errorf("stripped lane calls counted %v; want 1", got)
 	}
 }
+
+// TestEdgeKeepsClientIDOnlyInALane: the edge strips a self-chosen x-client-id (it would
+// dodge per-caller limits) unless the request is in a signed lane, where it names the load
+// generator's virtual user.
+func TestEdgeKeepsClientIDOnlyInALane(t *testing.T) {
+	seen := make(chan string, 4)
+	verify := func(tok string) (string, error) {
+		if tok == "signed" {
+			return "stress-1", nil
+		}
+		return "", errors.New("bad")
+	}
+	capture := func(next middleware.Handler) middleware.Handler {
+		return func(ctx context.Context, req any) (any, error) {
+			info := middleware.FromContext(ctx)
+			seen <- info.Header.Get("x-client-id")
+			return next(ctx, req)
+		}
+	}
+	_, ts, _ := newTestServer(t, Edge(), EdgeLanes(verify, func(error) string { return "signature" }), Middleware(capture))
+	for _, c := range []struct {
+		token, want string
+	}{{"signed", "vu-7"}, {"", ""}, {"forged", ""}} {
+		req, _ := http.NewRequest("POST", ts.URL+"/echo", strings.NewReader(`{"name":"a"}`))
+		req.Header.Set("X-Client-Id", "vu-7")
+		if c.token != "" {
+			req.Header.Set("X-Redline-Lane", c.token)
+		}
+		do(t, req)
+		if got := <-seen; got != c.want {
+			t.Errorf("token %q: the handler saw x-client-id %q; want %q", c.token, got, c.want)
+		}
+	}
+}

@@ -117,15 +117,16 @@ var (
 func init() { metric.Registry.MustRegister(lanesRejected, lanesAdmitted) }
 
 // admitLane runs at an Edge server after the outside's baggage was stripped: a valid lane
-// token becomes the request's lane; anything else is dropped and counted.
-func (s *Server) admitLane(r *http.Request) {
+// token becomes the request's lane; anything else is dropped and counted. It reports
+// whether the request is now in a lane.
+func (s *Server) admitLane(r *http.Request) bool {
 	tok := r.Header.Get(meta.HeaderLaneToken)
 	if tok == "" {
 		// A webhook (the payment provider's callback) cannot set headers: its URL can
 		// carry the token instead.
 		q := r.URL.Query()
 		if tok = q.Get(meta.QueryLaneToken); tok == "" {
-			return
+			return false
 		}
 		q.Del(meta.QueryLaneToken)
 		r.URL.RawQuery = q.Encode()
@@ -134,7 +135,7 @@ func (s *Server) admitLane(r *http.Request) {
 	if s.o.laneVerify == nil {
 		lanesRejected.WithLabelValues(s.name, "no_key").Inc()
 		s.o.logger.Warn("lane token stripped: this edge admits no lanes (no stress key)", "service", s.name)
-		return
+		return false
 	}
 	lane, err := s.o.laneVerify(tok)
 	if err != nil {
@@ -144,10 +145,11 @@ func (s *Server) admitLane(r *http.Request) {
 		}
 		lanesRejected.WithLabelValues(s.name, reason).Inc()
 		s.o.logger.Warn("lane token stripped", "service", s.name, "reason", reason)
-		return
+		return false
 	}
 	lanesAdmitted.WithLabelValues(s.name, lane).Inc()
 	r.Header.Set(meta.HeaderBaggage, meta.BaggageLane+"="+lane)
+	return true
 }
 
 // NewServer returns a server for the named service.
@@ -288,10 +290,15 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Nothing from the outside may steer the inside: no lane (lanes enter signed), no
 		// retry attempt (it would stop our retries), no trace context (it would force
 		// sampling), no self-chosen client id (it would dodge per-caller limits).
+		clientID := r.Header[canon("x-client-id")]
 		for _, k := range edgeStripped {
 			delete(r.Header, k)
 		}
-		rt.s.admitLane(r)
+		if rt.s.admitLane(r) && clientID != nil {
+			// A signed lane is our own load generator: its x-client-id names the virtual
+			// user, so per-caller limits apply per simulated user, not to the whole run.
+			r.Header[canon("x-client-id")] = clientID
+		}
 	}
 	if budget := rt.budget(); budget > 0 && r.ContentLength != 0 {
 		// A body trickled in slowly must not hold an admitted slot past the request's budget.
