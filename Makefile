@@ -52,7 +52,8 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzDecodeNoteEvent:./services/feed/internal/biz FuzzDecodeFollows:./services/feed/internal/biz \
 	FuzzValidateProduct:./services/product/internal/biz FuzzValidateCreate:./services/order/internal/biz \
 	FuzzDecodeCallback:./services/payment/provider FuzzDecodeCharge:./services/payment/provider \
-	FuzzVerify:./services/payment/provider FuzzVerify:./stress/lane
+	FuzzVerify:./services/payment/provider FuzzVerify:./stress/lane FuzzParse:./stress/scenario \
+	FuzzParseMetrics:./stress/capacity FuzzBusinessSeries:./cmd/redline
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \

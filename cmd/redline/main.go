@@ -14,6 +14,11 @@ import (
 func main() {
 	if err := newRoot().ExecuteContext(context.Background()); err != nil {
 		var ue usageError
+		var ee exitError
+		if errors.As(err, &ee) {
+			fmt.Fprintln(os.Stderr, "redline:", err)
+			os.Exit(ee.code)
+		}
 		if errors.As(err, &ue) {
 			fmt.Fprintln(os.Stderr, "redline:", err)
 			os.Exit(2)
@@ -25,6 +30,14 @@ func main() {
 
 // usageError is a mistake in how the command was called (exit status 2).
 type usageError struct{ error }
+
+// exitError ends the command with its own exit status (a stress run's broken thresholds: 99).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{

@@ -1,21 +1,16 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/redline-dev/redline/kit/conf"
-	"github.com/redline-dev/redline/services/stack"
-	"github.com/redline-dev/redline/stress/lane"
 )
 
 func newStress() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stress",
-		Short: "Full-chain stress testing in lanes",
+		Short: "Run an open-model load test (stress token: a signed lane token)",
 	}
 	token := &cobra.Command{
 		Use:   "token",
@@ -33,30 +28,18 @@ a missing, forged or expired one is stripped and counted (redline_lane_rejected_
 	name := token.Flags().String("lane", "", "the lane: 1 to 32 of a-z, 0-9 and -, starting with a letter")
 	ttl := token.Flags().Duration("ttl", time.Hour, "how long the token is valid (at most 24h)")
 	token.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg := stack.Default()
-		var opts []conf.Option
-		if *path != "" {
-			opts = append(opts, conf.WithFile(*path))
-		}
-		loaded, err := conf.Load(cfg, opts...)
+		cfg, err := loadStackConfig(*path)
 		if err != nil {
-			return usageError{err}
+			return err
 		}
-		defer loaded.Close()
-		if cfg.Stress.Key == "" {
-			return usageError{errors.New("stress.key is not set: export REDLINE_STRESS__KEY=<at least 16 random bytes>, the same for the BFF")}
-		}
-		signer, err := lane.NewSigner(cfg.Stress.Key, nil)
+		tok, err := laneToken(cfg, *name, *ttl)
 		if err != nil {
-			return usageError{err}
-		}
-		tok, err := signer.Sign(*name, *ttl)
-		if err != nil {
-			return usageError{err}
+			return err
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), tok)
 		return nil
 	}
 	cmd.AddCommand(token)
+	addStressRun(cmd)
 	return cmd
 }
