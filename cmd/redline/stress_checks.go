@@ -251,3 +251,50 @@ func labelValue(line, name string) string {
 	}
 	return rest[:j]
 }
+
+// baselineHealth is the threshold that stops a lane run hurting real users: once a second
+// it reads the baseline's BFF requests (no lane) from the admin endpoint, and fails when,
+// since its last look, more than limit of them failed (5xx, or 429 from shedding and
+// limits), over at least minBaseline requests. Three unreadable scrapes in a row fail it
+// too: a run that cannot see the baseline must not go on.
+func baselineHealth(a adminClient, limit float64) func(ctx context.Context) error {
+	const minBaseline = 20
+	var last map[string]float64
+	misses := 0
+	return func(ctx context.Context) error {
+		body, err := a.get(ctx, "/metrics")
+		if err != nil {
+			if misses++; misses >= 3 {
+				return fmt.Errorf("cannot see the baseline's health: %w", err)
+			}
+			return nil
+		}
+		defer body.Close()
+		now, err := businessSeries(body)
+		if err != nil {
+			return err
+		}
+		misses = 0
+		prev := last
+		last = now
+		if prev == nil {
+			return nil
+		}
+		var total, bad float64
+		for k, v := range now {
+			if !strings.HasPrefix(k, "redline_http_server_requests_total{") {
+				continue
+			}
+			d := v - prev[k]
+			total += d
+			if code := labelValue(k, "code"); code == "429" || strings.HasPrefix(code, "5") {
+				bad += d
+			}
+		}
+		if total >= minBaseline && bad/total > limit {
+			return fmt.Errorf("baseline users failing: %.1f%% of %g baseline requests in the last interval (limit %.1f%%); "+
+				"the run stopped to protect them", 100*bad/total, total, 100*limit)
+		}
+		return nil
+	}
+}

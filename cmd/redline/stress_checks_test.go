@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -74,4 +78,39 @@ func FuzzBusinessSeries(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBaselineHealth: the lane run's guard fails when the baseline's BFF requests start
+// failing between two looks, and not before.
+func TestBaselineHealth(t *testing.T) {
+	var ok, shed float64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "redline_http_server_requests_total{code=\"200\",lane=\"\",route=\"GET /v1/feed\",service=\"bff\"} %g\n", ok)
+		fmt.Fprintf(w, "redline_http_server_requests_total{code=\"429\",lane=\"\",route=\"GET /v1/feed\",service=\"bff\"} %g\n", shed)
+		fmt.Fprintf(w, "redline_http_server_requests_total{code=\"429\",lane=\"stress-1\",route=\"GET /v1/feed\",service=\"bff\"} %g\n", 10*shed)
+	}))
+	defer srv.Close()
+	check := baselineHealth(adminClient{base: srv.URL, hc: srv.Client()}, 0.01)
+	ctx := context.Background()
+	for i, step := range []struct {
+		ok, shed float64
+		fail     bool
+	}{
+		{100, 0, false}, // first look: nothing to compare
+		{200, 0, false},
+		{300, 50, true}, // 50 of 150 baseline requests shed
+		{400, 50, false},
+		{405, 55, false}, // 10 requests: too few to judge
+	} {
+		ok, shed = step.ok, step.shed
+		if err := check(ctx); (err != nil) != step.fail {
+			t.Fatalf("look %d: %v; want failure %v", i, err, step.fail)
+		}
+	}
+	srv.Close()
+	for i := range 3 {
+		if err := check(ctx); (err != nil) != (i == 2) {
+			t.Fatalf("unreachable look %d: %v; want a failure on the third", i, err)
+		}
+	}
 }

@@ -52,11 +52,11 @@ type runContext struct {
 
 // stressFlags are the flags of `redline stress`.
 type stressFlags struct {
-	scenario, target, ramp, lane, out, config, admin, adminToken string
-	rate, maxErrorRate, stepFactor, maxRate                      float64
-	duration, p99, timeout, warmup, stepDuration                 time.Duration
-	maxInFlight                                                  int
-	findCapacity                                                 bool
+	scenario, target, ramp, lane, out, config, admin, adminToken  string
+	rate, maxErrorRate, stepFactor, maxRate, baselineMaxErrorRate float64
+	duration, p99, timeout, warmup, stepDuration                  time.Duration
+	maxInFlight                                                   int
+	findCapacity                                                  bool
 }
 
 // addStressRun makes cmd (`redline stress`) run a load test.
@@ -93,6 +93,7 @@ maximum sustainable rate, the knee and the bottleneck service (from --admin's /m
 	fs.StringVar(&f.lane, "lane", "", "run in this lane: sign a token with stress.key and send it on every request")
 	fs.DurationVar(&f.p99, "p99", 0, "abort when the p99 latency exceeds this (0: no threshold)")
 	fs.Float64Var(&f.maxErrorRate, "max-error-rate", 0, "abort when the share of failed requests exceeds this, 0 to 1 (unset: no threshold)")
+	fs.Float64Var(&f.baselineMaxErrorRate, "baseline-max-error-rate", 0.01, "lane runs: abort when more than this share of baseline (real users') BFF requests fail, 0 to 1")
 	fs.DurationVar(&f.warmup, "warmup", 5*time.Second, "how long thresholds wait before their first live check")
 	fs.StringVar(&f.out, "out", "", "directory for result.json and report.html (default ./stress-report-<time>)")
 	fs.StringVar(&f.config, "config", "", "YAML config file (stress.key, admin.token)")
@@ -209,6 +210,8 @@ func validate(cmd *cobra.Command, f *stressFlags) (*plan, error) {
 		return nil, usageError{fmt.Errorf("--p99 must be positive, got %v", f.p99)}
 	case fs.Changed("max-error-rate") && !(f.maxErrorRate >= 0 && f.maxErrorRate <= 1):
 		return nil, usageError{fmt.Errorf("--max-error-rate is a share from 0 to 1 (0.01 is 1%%), got %v", f.maxErrorRate)}
+	case !(f.baselineMaxErrorRate >= 0 && f.baselineMaxErrorRate <= 1):
+		return nil, usageError{fmt.Errorf("--baseline-max-error-rate is a share from 0 to 1 (0.01 is 1%%), got %v", f.baselineMaxErrorRate)}
 	case f.timeout <= 0:
 		return nil, usageError{fmt.Errorf("--timeout must be positive, got %v", f.timeout)}
 	case f.warmup < 0:
@@ -341,7 +344,14 @@ func runStress(cmd *cobra.Command, f *stressFlags) (int, error) {
 	}
 
 	progress := newProgress(stderr)
-	opts := []load.Option{load.WithMaxInFlight(f.maxInFlight), load.WithThresholds(p.thresholds...), load.WithWarmup(f.warmup)}
+	thresholds := p.thresholds
+	if f.lane != "" {
+		// The baseline's health: a stress test must never be what hurts real users.
+		a := adminClient{base: strings.TrimSuffix(p.admin, "/"), token: p.adminToken, hc: &http.Client{Timeout: 5 * time.Second}}
+		thresholds = append(thresholds, load.Check(fmt.Sprintf("baseline error rate <= %g%%", 100*f.baselineMaxErrorRate),
+			baselineHealth(a, f.baselineMaxErrorRate)))
+	}
+	opts := []load.Option{load.WithMaxInFlight(f.maxInFlight), load.WithThresholds(thresholds...), load.WithWarmup(f.warmup)}
 	var res *load.Result
 	var capRep *capacity.Report
 	if f.findCapacity {
