@@ -114,3 +114,15 @@ func TestBaselineHealth(t *testing.T) {
 		}
 	}
 }
+
+func TestGuardsCheck(t *testing.T) {
+	before := map[string]float64{`redline_lane_rejected_total{reason="signature",service="bff"}`: 2}
+	if c := guardsCheck(before, before); !c.Pass {
+		t.Fatalf("unmoved guards = %+v", c)
+	}
+	after := map[string]float64{`redline_lane_rejected_total{reason="signature",service="bff"}`: 2,
+		`redline_lane_baseline_refused_total{client="sql"}`: 1}
+	if c := guardsCheck(before, after); c.Pass || !strings.Contains(c.Detail, `client="sql"} +1`) {
+		t.Fatalf("a refusal during the run = %+v", c)
+	}
+}

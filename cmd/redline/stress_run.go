@@ -48,6 +48,10 @@ type runContext struct {
 	Config     *stack.Config
 	// Stderr takes notes for the person running the test.
 	Stderr io.Writer
+	// Header goes with every request (the lane token); QuietBaseline says nothing else
+	// writes to the baseline during the run (--quiet-baseline).
+	Header        http.Header
+	QuietBaseline bool
 }
 
 // stressFlags are the flags of `redline stress`.
@@ -56,7 +60,7 @@ type stressFlags struct {
 	rate, maxErrorRate, stepFactor, maxRate, baselineMaxErrorRate float64
 	duration, p99, timeout, warmup, stepDuration                  time.Duration
 	maxInFlight                                                   int
-	findCapacity                                                  bool
+	findCapacity, quietBaseline                                   bool
 }
 
 // addStressRun makes cmd (`redline stress`) run a load test.
@@ -93,6 +97,7 @@ maximum sustainable rate, the knee and the bottleneck service (from --admin's /m
 	fs.StringVar(&f.lane, "lane", "", "run in this lane: sign a token with stress.key and send it on every request")
 	fs.DurationVar(&f.p99, "p99", 0, "abort when the p99 latency exceeds this (0: no threshold)")
 	fs.Float64Var(&f.maxErrorRate, "max-error-rate", 0, "abort when the share of failed requests exceeds this, 0 to 1 (unset: no threshold)")
+	fs.BoolVar(&f.quietBaseline, "quiet-baseline", true, "lane runs: nothing else writes to the baseline during the run (the demo), so baseline table or business-counter changes fail the run; false on a live system, where they are reported only")
 	fs.Float64Var(&f.baselineMaxErrorRate, "baseline-max-error-rate", 0.01, "lane runs: abort when more than this share of baseline (real users') BFF requests fail, 0 to 1")
 	fs.DurationVar(&f.warmup, "warmup", 5*time.Second, "how long thresholds wait before their first live check")
 	fs.StringVar(&f.out, "out", "", "directory for result.json and report.html (default ./stress-report-<time>)")
@@ -314,7 +319,7 @@ func runStress(cmd *cobra.Command, f *stressFlags) (int, error) {
 	defer stop()
 	stderr, stdout := cmd.ErrOrStderr(), cmd.OutOrStdout()
 	rc := runContext{Target: p.target, Admin: p.admin, AdminToken: p.adminToken, Lane: f.lane, RunID: newRunID(),
-		ConfigPath: f.config, Config: p.cfg, Stderr: stderr}
+		ConfigPath: f.config, Config: p.cfg, Stderr: stderr, Header: p.header, QuietBaseline: f.quietBaseline}
 	started := time.Now()
 	out := f.out
 	if out == "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -126,21 +127,66 @@ func TestStressRejectsBadInputBeforeAnyTraffic(t *testing.T) {
 	}
 }
 
+// newFakeAdmin is an admin endpoint whose BFF admitted every lane request bff saw, and
+// whose leak scan finds one leak.
+func newFakeAdmin(t *testing.T, bff *fakeBFF) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		bff.mu.Lock()
+		n := 0
+		for _, c := range bff.tokens {
+			n += c
+		}
+		bff.mu.Unlock()
+		fmt.Fprintf(w, "redline_lane_admitted_total{lane=\"stress-1\",service=\"bff\"} %d\n", n)
+		fmt.Fprintln(w, `redline_lane_rejected_total{reason="signature",service="bff"} 0`)
+	})
+	mux.HandleFunc("GET /stress/snapshot", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"note.notes":{"rows":1,"sum":"01"}}`)
+	})
+	mux.HandleFunc("GET /stress/leaks", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"sentinel":%q,"leaks":[{"store":"sql","where":"note.notes.title","count":1}],"scanned":["sql note: 1 text columns"]}`,
+			r.URL.Query().Get("sentinel"))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestStressLaneNeedsAdmission: a lane run first checks, through the admin endpoint, that
+// the BFF admits its lane; without an admin endpoint no traffic is sent.
+func TestStressLaneNeedsAdmission(t *testing.T) {
+	t.Setenv("REDLINE_STRESS__KEY", "stress-key-0123456789")
+	bff := newFakeBFF(t, 0)
+	_, _, err := execute("stress", "--scenario", writeScenario(t, exploreScenario), "--target", bff.URL,
+		"--rate", "40", "--duration", "1s", "--lane", "stress-1", "--out", t.TempDir(), "--admin", "http://127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "cannot check that the BFF admits lane stress-1") {
+		t.Fatalf("stress without an admin endpoint = %v", err)
+	}
+	if n := bff.requests.Load(); n != 0 {
+		t.Fatalf("the target saw %d requests", n)
+	}
+}
+
 // TestStressRunsAScenarioInALane runs a real (short) test against a fake BFF: every
 // request carries a valid lane token and the report files are written. A lane run checks
-// the baseline afterwards through the admin endpoint; here there is none, so the checks
-// fail, and a failed check fails the run.
+// the baseline afterwards through the admin endpoint; the fake one reports a leak, and a
+// failed check fails the run.
 func TestStressRunsAScenarioInALane(t *testing.T) {
 	const key = "stress-key-0123456789"
 	t.Setenv("REDLINE_STRESS__KEY", key)
 	bff := newFakeBFF(t, 0)
+	admin := newFakeAdmin(t, bff)
 	out := filepath.Join(t.TempDir(), "report")
 	stdout, stderr, err := execute("stress", "--scenario", writeScenario(t, exploreScenario), "--target", bff.URL,
 		"--rate", "40", "--duration", "1s", "--lane", "stress-1", "--p99", "5s", "--max-error-rate", "0", "--out", out,
-		"--admin", "http://127.0.0.1:1")
+		"--admin", admin.URL)
 	var u usageError
-	if err == nil || errors.As(err, &u) || !strings.Contains(err.Error(), "checks failed") {
-		t.Fatalf("stress = %v; want the after-run checks failed (no admin endpoint)\n%s%s", err, stdout, stderr)
+	if err == nil || errors.As(err, &u) || !strings.Contains(err.Error(), "checks failed: zero leaks") {
+		t.Fatalf("stress = %v; want the leak check failed\n%s%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "note.notes.title: 1") {
+		t.Errorf("stdout does not name the leak:\n%s", stdout)
 	}
 	for _, want := range []string{"requests 80  ok 80  errors 0", "threshold p99 <= 5s: held", "FAILED", filepath.Join(out, "report.html")} {
 		if !strings.Contains(stdout, want) {
@@ -155,8 +201,8 @@ func TestStressRunsAScenarioInALane(t *testing.T) {
 	}
 	signer, _ := lane.NewSigner(key, nil)
 	for tok, n := range bff.tokens {
-		if got, err := signer.Verify(tok); err != nil || got != "stress-1" || n != 80 {
-			t.Errorf("token on %d requests verifies as %q, %v; want stress-1 on 80", n, got, err)
+		if got, err := signer.Verify(tok); err != nil || got != "stress-1" || n != 81 {
+			t.Errorf("token on %d requests verifies as %q, %v; want stress-1 on 81 (80 and the admission probe)", n, got, err)
 		}
 	}
 	f, err := os.Open(filepath.Join(out, "result.json"))

@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/metadata"
+
+	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
+	productv1 "github.com/redline-dev/redline/api/product/v1"
 
 	"github.com/redline-dev/redline/services/stack"
 	"github.com/redline-dev/redline/services/stack/stacktest"
@@ -157,5 +161,56 @@ func TestUnsignedLaneNeverRoutes(t *testing.T) {
 	}
 	if !strings.Contains(grepLines(m, "redline_lane_rejected_total"), `reason="expired"`) {
 		t.Errorf("expired tokens are not counted:\n%s", grepLines(m, "redline_lane_rejected_total"))
+	}
+}
+
+// TestShadowJobsStayInTheShadow: a shadow instance's background work is in a lane too.
+// An order placed in a lane and never paid is closed by the shadow order closer, whose
+// Release must reach the shadow inventory (the stock comes back there) and never the
+// baseline one.
+func TestShadowJobsStayInTheShadow(t *testing.T) {
+	s := stacktest.Start(t, func(c *stack.Config) {
+		c.Stress.Key = laneKey
+		c.Order.PaymentTimeout, c.Order.CloseInterval = time.Second, 50*time.Millisecond
+	})
+	signer, _ := lane.NewSigner(laneKey, nil)
+	tok, _ := signer.Sign("closer", time.Hour)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "baggage", "lane=closer")
+	p, err := productv1.NewProductClient(s.Conn(t, "product")).CreateProduct(ctx, &productv1.CreateProductRequest{
+		Title: "lane tea", Skus: []*productv1.SKUInput{{Price: 100, Currency: "CNY"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sku := p.GetSkus()[0].GetId()
+	stock := inventoryv1.NewInventoryClient(s.Conn(t, "inventory"))
+	if _, err := stock.SetStock(ctx, &inventoryv1.SetStockRequest{SkuId: sku, Quantity: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// Metrics are the process's: other tests' baseline releases count too, so compare.
+	baselineReleases := func() string {
+		var out []string
+		for _, l := range strings.Split(grepLines(stacktest.Do(t, "GET", s.Admin+"/metrics", nil).Body, "/inventory.v1.Inventory/Release"), "\n") {
+			if strings.HasPrefix(l, "redline_grpc_server_requests_total{") && strings.Contains(l, `lane=""`) {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	before := baselineReleases()
+	bearer, _ := stacktest.Session(t, s.BFF, "erin", "X-Redline-Lane", tok)
+	r := stacktest.Do(t, "POST", s.BFF+"/v1/orders", map[string]any{"items": []map[string]any{{"sku_id": fmt.Sprint(sku), "quantity": 2}}},
+		"Authorization", bearer, "X-Redline-Lane", tok, "Idempotency-Key", "closer-1")
+	if r.Status != 201 {
+		t.Fatalf("order in a lane = %d %s", r.Status, r.Body)
+	}
+	stacktest.Eventually(t, "the unpaid lane order closed and its stock back in the shadow", func() (bool, string) {
+		st, err := stock.GetStock(ctx, &inventoryv1.GetStockRequest{SkuIds: []int64{sku}})
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.GetStocks()[0].GetAvailable() == 3 && st.GetStocks()[0].GetReserved() == 0, st.String()
+	})
+	if after := baselineReleases(); after != before {
+		t.Errorf("the shadow closer reached the baseline inventory:\n%s\nbefore:\n%s", after, before)
 	}
 }

@@ -65,7 +65,7 @@ func validSentinel(s string) bool {
 		return false
 	}
 	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') { // no LIKE wildcards
 			return false
 		}
 	}
@@ -198,7 +198,7 @@ const maxScan = 1_000_000
 // and lane headers).
 func (s *Stack) ScanLeaks(ctx context.Context, sentinel string, since time.Time) (LeakReport, error) {
 	if !validSentinel(sentinel) {
-		return LeakReport{}, errors.New("sentinel: 8 to 64 of a-z, 0-9, - and _ (a stress run id)")
+		return LeakReport{}, errors.New("sentinel: 8 to 64 of a-z, 0-9 and - (a stress run id)")
 	}
 	r := LeakReport{Sentinel: sentinel, Leaks: []Leak{}}
 	like := "%" + sentinel + "%"
@@ -239,6 +239,8 @@ func (s *Stack) ScanLeaks(ctx context.Context, sentinel string, since time.Time)
 			r.Skipped = append(r.Skipped, "cache: cannot be scanned")
 		case err != nil:
 			return r, fmt.Errorf("cache: %w", err)
+		case n >= maxScan:
+			r.Skipped = append(r.Skipped, fmt.Sprintf("cache: stopped after %d entries", n))
 		default:
 			r.Scanned = append(r.Scanned, fmt.Sprintf("cache: %d baseline entries", n))
 		}
@@ -267,7 +269,11 @@ func (s *Stack) ScanLeaks(ctx context.Context, sentinel string, since time.Time)
 		for subject, c := range bySubject {
 			r.Leaks = append(r.Leaks, Leak{Store: "mq", Where: subject, Count: c})
 		}
-		r.Scanned = append(r.Scanned, fmt.Sprintf("mq: %d baseline messages since %s", n, since.UTC().Format(time.RFC3339)))
+		if n >= maxScan {
+			r.Skipped = append(r.Skipped, fmt.Sprintf("mq: stopped after %d messages", n))
+		} else {
+			r.Scanned = append(r.Scanned, fmt.Sprintf("mq: %d baseline messages since %s", n, since.UTC().Format(time.RFC3339)))
+		}
 		break // every queue of the process shares one stream
 	}
 	slices.SortFunc(r.Leaks, func(a, b Leak) int { return strings.Compare(a.Store+a.Where, b.Store+b.Where) })

@@ -32,8 +32,13 @@ func (s *Stack) Seeder(opts seed.Options) app.Component {
 		wg     sync.WaitGroup
 	)
 	marker := filepath.Join(s.cfg.DataDir, SeededMarker)
+	// The shadow's own marker: a data_dir seeded before shadow data existed gets it too
+	// (the seed is idempotent, so the baseline's part only checks what is there).
+	shadowMarker := marker + "-shadow"
 	return app.Hook("seed", func(ctx context.Context) error {
-		if _, err := os.Stat(marker); err == nil {
+		_, errBase := os.Stat(marker)
+		_, errShadow := os.Stat(shadowMarker)
+		if errBase == nil && (errShadow == nil || !s.cfg.Stress.Shadow) {
 			s.logger.Info("seed: data_dir already seeded; delete " + marker + " to seed again")
 			return nil
 		}
@@ -74,7 +79,9 @@ func (s *Stack) Seeder(opts seed.Options) app.Component {
 				// run logs in as the demo users and buys the demo products without touching
 				// theirs.
 				s.logger.Info("seed: the same data set into the shadow data, for stress lanes")
-				_, err = seed.Run(meta.WithLane(run, meta.ShadowLane), c, opts)
+				if _, err = seed.Run(meta.WithLane(run, meta.ShadowLane), c, opts); err == nil {
+					_ = os.WriteFile(shadowMarker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644)
+				}
 			}
 			switch {
 			case errors.Is(err, context.Canceled):

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 
 	"fmt"
 	"net/http"
@@ -237,11 +238,15 @@ func (s *Stack) buildProvider(context.Context) error {
 // lazyCharger resolves the provider's URL at each charge: in one process the mock's port
 // is known only once it listens.
 type lazyCharger struct {
-	url func() string
-	hc  *http.Client
+	url    func() string
+	hc     *http.Client
+	shadow bool // refuses charges that could not be called back in a lane
 }
 
 func (c lazyCharger) Charge(ctx context.Context, req provider.ChargeRequest) error {
+	if c.shadow && req.CallbackURL == "" {
+		return errors.New("a shadow payment cannot be called back without a lane token: set stress.key")
+	}
 	return provider.NewClient(c.url(), c.hc).Charge(ctx, req)
 }
 
@@ -274,7 +279,7 @@ func (s *Stack) buildPayment(ctx context.Context) error {
 		callback = s.shadowCallbackURL(callback)
 	}
 	svc, retrier, err := payment.New(ctx, db, orderv1.NewOrderClient(orders),
-		lazyCharger{url: providerURL, hc: &http.Client{Timeout: 5 * time.Second, Transport: kithttp.ThirdParty(nil)}},
+		lazyCharger{url: providerURL, hc: &http.Client{Timeout: 5 * time.Second, Transport: kithttp.ThirdParty(nil)}, shadow: s.shadow},
 		payment.Config{Secret: []byte(cfg.Secret), CallbackURL: callback}, payment.WithLogger(s.logger))
 	if err != nil {
 		return err

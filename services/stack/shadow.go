@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -12,7 +11,6 @@ import (
 	"github.com/redline-dev/redline/kit/app"
 	"github.com/redline-dev/redline/kit/data/sqldb"
 	"github.com/redline-dev/redline/kit/meta"
-	"github.com/redline-dev/redline/kit/middleware"
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
 	"github.com/redline-dev/redline/services/bff"
@@ -106,29 +104,24 @@ func (s *Stack) registerRoutes() error {
 	return nil
 }
 
-// incomingLane reads the lane of an incoming gRPC call from its baggage, as the server's
-// metadata middleware will.
+// incomingLane reads the lane of an incoming gRPC call from its first baggage value,
+// exactly as the server's metadata middleware (meta.Extract) will.
 func incomingLane(ctx context.Context) string {
 	// ValueFromIncomingContext copies one key's values, not the whole metadata.
-	for _, b := range metadata.ValueFromIncomingContext(ctx, meta.HeaderBaggage) {
-		if l := meta.LaneFromBaggage(b); l != "" {
-			return l
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, meta.HeaderBaggage); len(v) > 0 {
+		return meta.LaneFromBaggage(v[0])
 	}
 	return ""
 }
 
-// inLane is the client middleware of shadow instances: a call their background work makes
-// without a lane goes out in meta.ShadowLane, so it reaches shadow instances too.
-func inLane() middleware.Middleware {
-	return func(next middleware.Handler) middleware.Handler {
-		return func(ctx context.Context, req any) (any, error) {
-			if meta.Lane(ctx) == "" {
-				ctx = meta.WithLane(ctx, meta.ShadowLane)
-			}
-			return next(ctx, req)
-		}
+// shadowLane is the lane of the shadow instances' own work (calls, publishes, callbacks)
+// that no lane request started: this process's lane when it is a lane instance, else
+// meta.ShadowLane.
+func (s *Stack) shadowLane() string {
+	if s.cfg.Lane != "" {
+		return s.cfg.Lane
 	}
+	return meta.ShadowLane
 }
 
 // compareShadows checks every shadow database against its baseline once both are migrated.
@@ -159,22 +152,31 @@ func (s *Stack) shadowProviderURL() (func() string, error) {
 
 // shadowCallbackURL is where the provider calls the shadow payment instance back: the
 // BFF's callback route with a lane token in the URL (a webhook cannot set headers), so the
-// callback reaches the shadow instance. Without a stress key no lane enters, so no shadow
-// payment exists to call back.
+// callback reaches the shadow instance. When no token can be made (no stress key) it is
+// "", and the shadow charger refuses to charge: a callback without a lane would reach the
+// baseline payment instance.
 func (s *Stack) shadowCallbackURL(base func() string) func() string {
 	return func() string {
-		u := base()
-		if s.cfg.Stress.Key == "" || u == "" {
-			return u
+		raw := base()
+		if s.cfg.Stress.Key == "" || raw == "" {
+			return ""
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return ""
 		}
 		signer, err := lane.NewSigner(s.cfg.Stress.Key, nil)
 		if err != nil {
-			return u
+			return ""
 		}
-		tok, err := signer.Sign(meta.ShadowLane, time.Hour)
+		// The longest a token may live: the mock replays a payment's first callback URL.
+		tok, err := signer.Sign(s.shadowLane(), lane.MaxTTL)
 		if err != nil {
-			return u
+			return ""
 		}
-		return u + "?" + meta.QueryLaneToken + "=" + url.QueryEscape(tok)
+		q := u.Query()
+		q.Set(meta.QueryLaneToken, tok)
+		u.RawQuery = q.Encode()
+		return u.String()
 	}
 }

@@ -92,6 +92,7 @@ type Stack struct {
 
 	// shadow is on while a builder builds a service's shadow instance (shadow.go).
 	shadow     bool
+	serving    []app.Component    // the service's gRPC server and registration, held back
 	routes     map[string]*routed // by gRPC service name
 	routeOrder []string
 	dbPairs    map[string][2]*sqldb.DB // baseline and shadow, by service
@@ -179,6 +180,8 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 				return nil, fmt.Errorf("%s (shadow): %w", name, err)
 			}
 		}
+		s.components = append(s.components, s.serving...)
+		s.serving = nil
 	}
 	if err := s.compareShadows(ctx); err != nil {
 		return nil, err
@@ -226,7 +229,8 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 	var opts []sqldb.Option
 	pair := s.dbPairs[name]
 	if s.shadow {
-		opts = append(opts, sqldb.Shadow())
+		// A small pool: stress must not take the connections the baseline needs.
+		opts = append(opts, sqldb.Shadow(), sqldb.WithMaxConns(shadowMaxConns))
 		name += " shadow"
 	}
 	db, err := sqldb.Open(ctx, dsn, opts...)
@@ -236,7 +240,9 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 	pair[btoi(s.shadow)] = db
 	s.dbPairs[strings.TrimSuffix(name, " shadow")] = pair
 	s.components = append(s.components, app.Hook(name+" db", nil, func(context.Context) error { return db.Close() }))
-	s.Admin.AddCheck(name+" db", db.PingContext)
+	if !s.shadow { // a broken shadow store fails stress runs, never the service's readiness
+		s.Admin.AddCheck(name+" db", db.PingContext)
+	}
 	return db, nil
 }
 
@@ -277,6 +283,9 @@ func (s *Stack) openQueue(ctx context.Context, concurrency int) (mq.Queue, error
 	s.queues[key] = q
 	return q, nil
 }
+
+// shadowMaxConns is the PostgreSQL pool of a shadow database.
+const shadowMaxConns = 4
 
 // queueKey names one of the process's queues.
 type queueKey struct {
@@ -362,7 +371,9 @@ func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (
 	if s.cfg.Lane != "" {
 		node.Labels = map[string]string{registry.LabelLane: s.cfg.Lane}
 	}
-	s.components = append(s.components, srv, app.Hook(name+" registration",
+	// Held back until the service's shadow instance is built too (New), so the server starts
+	// after, and stops before, everything both instances serve from.
+	s.serving = append(s.serving, srv, app.Hook(name+" registration",
 		func(ctx context.Context) error {
 			node.Addr = srv.Endpoint()
 			return s.reg.Register(ctx, node)
@@ -460,7 +471,7 @@ func (s *Stack) dial(service string, required bool) (*kitgrpc.Client, error) {
 		kitgrpc.ClientDeadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Operations: s.cfg.Timeouts.budgets(s.slow)})}
 	key := service
 	if s.shadow {
-		opts = append(opts, kitgrpc.ClientMiddleware(inLane()))
+		opts = append(opts, kitgrpc.ClientLane(s.shadowLane()))
 		key += " (shadow)"
 	}
 	s.haClients[key] = h

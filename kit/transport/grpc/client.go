@@ -17,6 +17,7 @@ import (
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/ha/balancer"
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/middleware"
 	"github.com/redline-dev/redline/kit/registry"
 )
@@ -33,6 +34,7 @@ type Client struct {
 	service string
 	chain   middleware.Middleware
 	reg     registry.Registry
+	lane    string
 }
 
 type clientOptions struct {
@@ -43,6 +45,7 @@ type clientOptions struct {
 	defaults bool
 	reg      registry.Registry
 	grpcOpts []grpc.DialOption
+	lane     string
 }
 
 // ClientOption configures a Client.
@@ -68,6 +71,12 @@ func ClientHA(h *ha.Client) ClientOption { return func(o *clientOptions) { o.ha 
 
 // ClientWithoutDefaults drops the default client chain, HA included.
 func ClientWithoutDefaults() ClientOption { return func(o *clientOptions) { o.defaults = false } }
+
+// ClientLane sends every call made without a lane in lane: the clients of a stack's shadow
+// instances use it, so their background work (relays, retriers, periodic jobs) reaches
+// shadow instances too. The lane is set before the client chain runs, so the metadata
+// middleware propagates it and the balancer routes by it.
+func ClientLane(lane string) ClientOption { return func(o *clientOptions) { o.lane = lane } }
 
 // Registry resolves "registry:///SERVICE" targets through r.
 func Registry(r registry.Registry) ClientOption { return func(o *clientOptions) { o.reg = r } }
@@ -110,7 +119,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		ms = append(ms, o.ha.Middleware()...)
 	}
 	c.chain = middleware.Chain(append(ms, o.extra...)...)
-	c.service = service
+	c.service, c.lane = service, o.lane
 	cc, err := grpc.NewClient(target, gopts...)
 	if err != nil {
 		return nil, fmt.Errorf("grpc client %s: %w", target, err)
@@ -120,6 +129,9 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 }
 
 func (c *Client) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if c.lane != "" && meta.Lane(ctx) == "" {
+		ctx = meta.WithLane(ctx, c.lane)
+	}
 	out := MD(metadata.MD{})
 	if md, ok := metadata.FromOutgoingContext(ctx); ok {
 		out = MD(md.Copy())
