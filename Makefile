@@ -53,7 +53,8 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzValidateProduct:./services/product/internal/biz FuzzValidateCreate:./services/order/internal/biz \
 	FuzzDecodeCallback:./services/payment/provider FuzzDecodeCharge:./services/payment/provider \
 	FuzzVerify:./services/payment/provider FuzzVerify:./stress/lane FuzzParse:./stress/scenario \
-	FuzzParseMetrics:./stress/capacity FuzzBusinessSeries:./cmd/redline
+	FuzzParseMetrics:./stress/capacity FuzzBusinessSeries:./cmd/redline \
+	FuzzDecodeWebhook:./sre/alert FuzzParseMatchers:./sre/alert FuzzParseSeverity:./sre/incident
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \

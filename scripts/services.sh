@@ -6,6 +6,7 @@
 #   NATS        127.0.0.1:4222  with JetStream
 #   etcd        127.0.0.1:2379
 #   promtool    on PATH (Prometheus itself is not started)
+#   prometheus-alertmanager  on PATH (tests start their own)
 #
 # It installs what is missing with apt-get, starts what is not answering (directly, not
 # through systemd: test machines and containers have none), waits for each, and prints one
@@ -186,8 +187,17 @@ ensure_promtool() {
 	status promtool ok "$(command -v promtool) ($(promtool --version 2>&1 | head -1))"
 }
 
+# --- Alertmanager ------------------------------------------------------------------------
+
+ensure_alertmanager() {
+	# sre/incident's integration test starts its own Alertmanager on a free port.
+	need prometheus-alertmanager prometheus-alertmanager
+	status alertmanager ok "$(command -v prometheus-alertmanager) ($(prometheus-alertmanager --version 2>&1 | head -1))"
+}
+
 ensure_postgres
 ensure_redis
 ensure_nats
 ensure_etcd
 ensure_promtool
+ensure_alertmanager
