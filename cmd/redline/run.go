@@ -126,8 +126,8 @@ graph, notes with tags, likes, products with stock), logging its progress; log i
 			so = &opts
 		}
 		return run(cmd, *path, nil, func(w io.Writer, s *stack.Stack) {
-			fmt.Fprintf(w, "redline is up\n  BFF (public API)  %s/v1\n  admin             %s  (/readyz /metrics /state /config)\n  dashboard         %s/\n  stop with Ctrl-C\n",
-				s.BFFURL(), s.AdminURL(), s.AdminURL())
+			fmt.Fprintf(w, "redline is up\n  BFF (public API)  %s/v1\n  admin             %s  (/readyz /metrics /state /config)\n  dashboard         %s/\n  SRE API           %s/v1  (incidents, Alertmanager webhook, on-call)\n  stop with Ctrl-C\n",
+				s.BFFURL(), s.AdminURL(), s.AdminURL(), s.SREURL())
 		}, so)
 	}
 	return cmd
@@ -172,6 +172,9 @@ A canary of one service, reached only by requests in lane canary (a signed lane 
 			}
 			if u := s.BFFURL(); u != "" {
 				fmt.Fprintf(w, "  BFF (public API)  %s/v1\n", u)
+			}
+			if u := s.SREURL(); u != "" {
+				fmt.Fprintf(w, "  SRE API           %s/v1\n", u)
 			}
 			if a := s.GRPCAddr(args[0]); a != "" {
 				fmt.Fprintf(w, "  gRPC              %s\n", a)

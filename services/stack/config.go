@@ -61,6 +61,8 @@ type Config struct {
 	Product     ServiceConfig  `koanf:"product"`
 	Order       OrderConfig    `koanf:"order"`
 	Payment     PaymentConfig  `koanf:"payment"`
+	// SRE is the SRE service: incidents, the Alertmanager receiver, on-call.
+	SRE SREConfig `koanf:"sre"`
 	// Provider is the mock payment provider (a third party in production).
 	Provider ProviderConfig `koanf:"payprovider"`
 	// Stress configures stress lanes.
@@ -270,6 +272,8 @@ func Default() *Config {
 		Provider:       ProviderConfig{Addr: "127.0.0.1:9180", Delay: 50 * time.Millisecond},
 		HA:             ha.Default(),
 		Stress:         StressConfig{Shadow: true},
+		SRE: SREConfig{Addr: "127.0.0.1:9200", OnCall: OnCallConfig{Primary: []string{"oncall-primary"},
+			Secondary: []string{"oncall-secondary"}, Manager: "oncall-manager", Rotation: 7 * 24 * time.Hour, AckTimeout: 5 * time.Minute}},
 		Quota: QuotaConfig{Addr: "127.0.0.1:9190", Store: "memory", Prefix: "redline:quota:",
 			// Creating a note is the demo's costly write: at most 50/s across every BFF.
 			Resources: map[string]quota.Resource{"notes_create": {Limit: 50, LeaseTTL: 10 * time.Second}},
@@ -291,7 +295,7 @@ func (c *Config) Validate() error {
 		"note.addr": c.Note.Addr, "quota.addr": c.Quota.Addr, "inventory.addr": c.Inventory.Addr,
 		"interaction.addr": c.Interaction.Addr, "feed.addr": c.Feed.Addr, "comment.addr": c.Comment.Addr,
 		"history.addr": c.History.Addr, "search.addr": c.Search.Addr, "product.addr": c.Product.Addr,
-		"order.addr": c.Order.Addr, "payment.addr": c.Payment.Addr, "payprovider.addr": c.Provider.Addr} {
+		"order.addr": c.Order.Addr, "payment.addr": c.Payment.Addr, "payprovider.addr": c.Provider.Addr, "sre.addr": c.SRE.Addr} {
 		_, _, err := net.SplitHostPort(addr)
 		check(err == nil, "%s %q: want host:port", key, addr)
 	}
@@ -310,6 +314,10 @@ func (c *Config) Validate() error {
 	check(c.Feed.BigAuthorFollowers > 0 && c.Feed.InboxCap > 0, "feed.big_author_followers and feed.inbox_cap must be positive")
 	check(c.Order.PaymentTimeout > 0 && c.Order.CloseInterval > 0, "order.payment_timeout and order.close_interval must be positive")
 	check(c.Payment.Secret == "" || len(c.Payment.Secret) >= 16, "payment.secret: at least 16 bytes")
+	oc := c.SRE.OnCall
+	check(len(oc.Primary) > 0 && len(oc.Secondary) > 0 && oc.Manager != "",
+		"sre.oncall: primary and secondary need at least one user each, and manager a user")
+	check(oc.Rotation > 0 && oc.AckTimeout > 0, "sre.oncall: rotation and ack_timeout must be positive")
 	check(c.Lane == "" || meta.ValidLane(c.Lane), "lane %q: 1 to 32 of a-z, 0-9 and -, starting with a letter", c.Lane)
 	check(c.Stress.Key == "" || len(c.Stress.Key) >= lane.MinKeyLen, "stress.key: at least %d bytes", lane.MinKeyLen)
 	check(c.Provider.FailureRatio >= 0 && c.Provider.FailureRatio <= 1, "payprovider.failure_ratio must be 0 to 1")

@@ -65,6 +65,7 @@ var builders = map[string]func(*Stack, context.Context) error{
 	comment.Name:     (*Stack).buildComment,
 	history.Name:     (*Stack).buildHistory,
 	search.Name:      (*Stack).buildSearch,
+	SREName:          (*Stack).buildSRE,
 	bff.Name:         (*Stack).buildBFF,
 }
 

@@ -33,7 +33,7 @@ import (
 // clients check it again: a baseline client refuses a call in a lane (LANE_NOT_ISOLATED).
 
 // noShadow are the services without data of their own: no twin.
-var noShadow = map[string]bool{QuotaName: true, ProviderName: true, bff.Name: true}
+var noShadow = map[string]bool{QuotaName: true, ProviderName: true, bff.Name: true, SREName: true}
 
 // routed is one gRPC service registered by both instances of a service.
 type routed struct {

@@ -61,7 +61,7 @@ const QuotaName = "quota"
 // Services lists the services a process can run, in start order: what others call starts
 // first, the BFF last.
 var Services = []string{QuotaName, user.Name, note.Name, interaction.Name, inventory.Name, product.Name, order.Name,
-	ProviderName, payment.Name, feed.Name, comment.Name, history.Name, search.Name, bff.Name}
+	ProviderName, payment.Name, feed.Name, comment.Name, history.Name, search.Name, SREName, bff.Name}
 
 // queueUsers are the services that publish or consume on the queue.
 var queueUsers = []string{note.Name, product.Name, feed.Name, comment.Name, search.Name}
@@ -75,6 +75,7 @@ type Stack struct {
 	Admin *admin.Server
 	reg   registry.Registry
 	bff   *kithttp.Server
+	sre   *kithttp.Server
 	grpc  map[string]*kitgrpc.Server
 
 	// switches force degradation of named dependencies; dynamic config sets them.

@@ -38,6 +38,7 @@ func StartOnly(t testing.TB, edit func(*stack.Config), services ...string) *Runn
 	cfg := stack.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Admin.Addr, cfg.BFF.Addr, cfg.Quota.Addr, cfg.Provider.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SRE.Addr = "127.0.0.1:0"
 	cfg.User.BcryptCost = 4 // bcrypt.MinCost: tests check logic, not hashing strength
 	cfg.StopTimeout = 5 * time.Second
 	// Generous budgets: the race detector on 2 cores is slow, and these tests are about

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redline-dev/redline/services/stack"
+	"github.com/redline-dev/redline/sre/incident"
+)
+
+// sreClient calls the SRE API of a running `redline up` or `redline serve sre`.
+type sreClient struct {
+	base, token string
+	hc          *http.Client
+}
+
+// sreFlags adds --sre and --token, defaulting from the config (sre.addr, admin.token).
+func sreFlags(cmd *cobra.Command) func() (*sreClient, error) {
+	addr := cmd.PersistentFlags().String("sre", "", "the SRE API (default http://<sre.addr> from the config)")
+	token := cmd.PersistentFlags().String("token", "", "the admin token (default admin.token from the config)")
+	path := cmd.PersistentFlags().String("config", "", "YAML config file (sre.addr, admin.token)")
+	return func() (*sreClient, error) {
+		cfg, err := loadStackConfig(*path)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		c := &sreClient{base: "http://" + cfg.SRE.Addr, token: cfg.Admin.Token, hc: &http.Client{Timeout: 10 * time.Second}}
+		if *addr != "" {
+			c.base = strings.TrimSuffix(*addr, "/")
+		}
+		if *token != "" {
+			c.token = *token
+		}
+		return c, nil
+	}
+}
+
+func (c *sreClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("SRE API %s: %w (is `redline up` running? --sre sets the address)", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("SRE API %s %s: %s %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func newIncident() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "incident",
+		Short: "List, acknowledge, mitigate and resolve incidents; draft their postmortems",
+		Long: `incident talks to the SRE API of a running redline (up, or serve sre). Incidents open
+from Alertmanager's webhook (POST /v1/alerts/alertmanager) or by hand, page the on-call
+through the escalation policy, and keep a timeline of every step.
+
+  redline incident list [--open]
+  redline incident open --title "checkout errors" --service order --severity SEV2
+  redline incident ack ID | mitigate ID | resolve ID   [--note "..."]
+  redline incident show ID        the incident and its timeline
+  redline incident postmortem ID  a Markdown draft on the fault template
+  redline incident mttx           time to detect, know, fix and verify, p50 and p90`,
+	}
+	client := sreFlags(cmd)
+	out := func(cmd *cobra.Command) io.Writer { return cmd.OutOrStdout() }
+
+	list := &cobra.Command{Use: "list", Short: "Incidents, newest first", Args: cobra.NoArgs}
+	open := list.Flags().Bool("open", false, "only incidents not resolved")
+	list.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		path := "/v1/incidents"
+		if *open {
+			path += "?open=true"
+		}
+		var r struct{ Incidents []incident.Incident }
+		if err := c.do(cmd.Context(), "GET", path, nil, &r); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out(cmd), 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tSEV\tSERVICE\tTRIGGERED\tTITLE")
+		for _, i := range r.Incidents {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", i.ID, i.State, i.Severity, i.Service, i.TriggeredAt.Format(time.RFC3339), i.Title)
+		}
+		return tw.Flush()
+	}
+
+	openCmd := &cobra.Command{Use: "open", Short: "Open an incident by hand", Args: cobra.NoArgs}
+	title := openCmd.Flags().String("title", "", "what is wrong, for people")
+	service := openCmd.Flags().String("service", "", "the service that suffers")
+	severity := openCmd.Flags().String("severity", "SEV3", "SEV1 (worst) to SEV4")
+	policy := openCmd.Flags().String("policy", stack.DefaultPolicy, "escalation policy to page; empty pages nobody")
+	openCmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		if *title == "" {
+			return usageError{fmt.Errorf("--title is required")}
+		}
+		var r incident.Incident
+		if err := c.do(cmd.Context(), "POST", "/v1/incidents", map[string]any{"title": *title, "service": *service,
+			"severity": *severity, "policy": *policy, "actor": "cli"}, &r); err != nil {
+			return err
+		}
+		fmt.Fprintf(out(cmd), "incident %s %s\n", r.ID, r.State)
+		return nil
+	}
+	cmd.AddCommand(list, openCmd)
+
+	for _, step := range []struct{ verb, short string }{
+		{"ack", "Acknowledge: stops the escalation"}, {"mitigate", "Mark the impact stopped"}, {"resolve", "Close the incident"},
+	} {
+		sub := &cobra.Command{Use: step.verb + " ID", Short: step.short, Args: cobra.ExactArgs(1)}
+		note := sub.Flags().String("note", "", "a note for the timeline")
+		actor := sub.Flags().String("as", "cli", "who does it, for the timeline")
+		sub.RunE = func(cmd *cobra.Command, args []string) error {
+			c, err := client()
+			if err != nil {
+				return err
+			}
+			var r incident.Incident
+			if err := c.do(cmd.Context(), "POST", "/v1/incidents/"+args[0]+"/"+step.verb,
+				map[string]string{"actor": *actor, "text": *note}, &r); err != nil {
+				return err
+			}
+			fmt.Fprintf(out(cmd), "incident %s %s\n", r.ID, r.State)
+			return nil
+		}
+		cmd.AddCommand(sub)
+	}
+
+	show := &cobra.Command{Use: "show ID", Short: "An incident and its timeline", Args: cobra.ExactArgs(1)}
+	show.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var i incident.Incident
+		if err := c.do(cmd.Context(), "GET", "/v1/incidents/"+args[0], nil, &i); err != nil {
+			return err
+		}
+		var tl struct{ Entries []incident.Entry }
+		if err := c.do(cmd.Context(), "GET", "/v1/incidents/"+args[0]+"/timeline", nil, &tl); err != nil {
+			return err
+		}
+		fmt.Fprintf(out(cmd), "%s  %s  %s  %s\n%s\n\n", i.ID, i.State, i.Severity, i.Service, i.Title)
+		tw := tabwriter.NewWriter(out(cmd), 2, 4, 2, ' ', 0)
+		for _, e := range tl.Entries {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339), e.Kind, e.Actor, e.Text)
+		}
+		return tw.Flush()
+	}
+	pm := &cobra.Command{Use: "postmortem ID", Short: "Print a postmortem draft (Markdown)", Args: cobra.ExactArgs(1)}
+	pm.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var r struct{ Markdown string }
+		if err := c.do(cmd.Context(), "GET", "/v1/incidents/"+args[0]+"/postmortem", nil, &r); err != nil {
+			return err
+		}
+		fmt.Fprint(out(cmd), r.Markdown)
+		return nil
+	}
+	mttx := &cobra.Command{Use: "mttx", Short: "Time to detect, know, fix and verify across incidents", Args: cobra.NoArgs}
+	mttx.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var r incident.MTTx
+		if err := c.do(cmd.Context(), "GET", "/v1/mttx", nil, &r); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out(cmd), 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "STAGE\tINCIDENTS\tP50\tP90")
+		for _, s := range []incident.Stage{r.Detect, r.Know, r.Fix, r.Verify} {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", s.Name, s.N, s.P50, s.P90)
+		}
+		return tw.Flush()
+	}
+	cmd.AddCommand(show, pm, mttx)
+	return cmd
+}
+
+func newOncall() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "oncall",
+		Short: "Who the default escalation policy pages now",
+		Long: `oncall asks the SRE API who each level of the default escalation policy would page now:
+the primary rotation, the secondary rotation, then the manager (sre.oncall in the config).`,
+		Args: cobra.NoArgs,
+	}
+	client := sreFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var r struct {
+			Policy string
+			Levels []struct {
+				Level      int
+				User       string
+				AckTimeout string `json:"ack_timeout"`
+			}
+		}
+		if err := c.do(cmd.Context(), "GET", "/v1/oncall", nil, &r); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "LEVEL\tPAGES\tACK WITHIN\t(policy %s)\n", r.Policy)
+		for _, l := range r.Levels {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t\n", l.Level, l.User, l.AckTimeout)
+		}
+		return tw.Flush()
+	}
+	return cmd
+}
