@@ -4,12 +4,24 @@ GO ?= go
 PROTOS := $(wildcard api/*/v1/*.proto)
 BIN := $(CURDIR)/.bin
 
-.PHONY: test test-unit bench lint gen services fuzz
+.PHONY: test test-unit bench lint gen services fuzz rules-check
 
 # test starts (or installs) PostgreSQL, Redis, NATS, etcd and promtool, then runs every test
 # with the race detector.
 test: services
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) rules-check
+
+# rules-check writes the Prometheus rules and promtool tests of every default SLO
+# (sre/rules) and has promtool check the rules and run every test; go test ./sre/rules runs
+# one SLO of each shape. A SLO's two tests take about 4 s, so they run two at a time.
+RULES_DIR := $(BIN)/slo-rules
+rules-check:
+	@command -v promtool >/dev/null || { echo "promtool missing: apt-get install -y prometheus"; exit 1; }
+	rm -rf $(RULES_DIR)
+	REDLINE_RULES_OUT=$(RULES_DIR) $(GO) test -count=1 -run '^TestWriteDefaults$$' ./sre/rules
+	promtool check rules $(RULES_DIR)/*.rules.yaml
+	cd $(RULES_DIR) && ls *.test.yaml | xargs -P 2 -n 4 promtool test rules
 
 # test-unit runs the tests that need no outside service.
 test-unit:
@@ -54,7 +66,7 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzDecodeCallback:./services/payment/provider FuzzDecodeCharge:./services/payment/provider \
 	FuzzVerify:./services/payment/provider FuzzVerify:./stress/lane FuzzParse:./stress/scenario \
 	FuzzParseMetrics:./stress/capacity FuzzBusinessSeries:./cmd/redline \
-	FuzzDecodeWebhook:./sre/alert FuzzParseMatchers:./sre/alert FuzzParseSeverity:./sre/incident
+	FuzzDecodeWebhook:./sre/alert FuzzParseMatchers:./sre/alert FuzzParseSeverity:./sre/incident FuzzParse:./sre/slo
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \
