@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -81,7 +82,7 @@ func (c *sreClient) do(ctx context.Context, method, path string, body, out any) 
 func newIncident() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "incident",
-		Short: "List, acknowledge, mitigate and resolve incidents; draft their postmortems",
+		Short: "List, acknowledge, mitigate and resolve incidents; draft and publish their postmortems",
 		Long: `incident talks to the SRE API of a running redline (up, or serve sre). Incidents open
 from Alertmanager's webhook (POST /v1/alerts/alertmanager) or by hand, page the on-call
 through the escalation policy, and keep a timeline of every step.
@@ -90,7 +91,11 @@ through the escalation policy, and keep a timeline of every step.
   redline incident open --title "checkout errors" --service order --severity SEV2
   redline incident ack ID | mitigate ID | resolve ID   [--note "..."]
   redline incident show ID        the incident and its timeline
-  redline incident postmortem ID  a Markdown draft on the fault template
+  redline incident postmortem ID  the published postmortem, or else a Markdown draft on
+                                  the fault template (stderr says which)
+  redline incident postmortem ID --publish FILE --author NAME
+                                  publish FILE (- for stdin) once the incident is mitigated;
+                                  it must keep every heading of the draft
   redline incident mttx           time to detect, know, fix and verify, p50 and p90`,
 	}
 	client := sreFlags(cmd)
@@ -185,15 +190,59 @@ through the escalation policy, and keep a timeline of every step.
 		}
 		return tw.Flush()
 	}
-	pm := &cobra.Command{Use: "postmortem ID", Short: "Print a postmortem draft (Markdown)", Args: cobra.ExactArgs(1)}
+	pm := &cobra.Command{Use: "postmortem ID", Short: "Print the postmortem (published, or a draft); --publish publishes one",
+		Long: `postmortem prints the incident's published postmortem, or, while none is published, a
+Markdown draft on the fault template filled in from the incident and its timeline; stderr
+says which.
+
+With --publish FILE (- reads stdin) and --author NAME it publishes FILE as the postmortem
+instead. The incident must be mitigated or resolved, and the text must keep every heading
+of the draft (the server names any missing); publishing again replaces the text. Each
+publication goes into the incident's timeline.
+
+  redline incident postmortem ID > pm.md
+  $EDITOR pm.md
+  redline incident postmortem ID --publish pm.md --author ana`,
+		Args: cobra.ExactArgs(1)}
+	publish := pm.Flags().String("publish", "", "publish this Markdown file (- for stdin) as the postmortem")
+	author := pm.Flags().String("author", "", "who wrote the postmortem (required with --publish)")
 	pm.RunE = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case *publish != "" && strings.TrimSpace(*author) == "":
+			return usageError{fmt.Errorf("--publish needs --author NAME")}
+		case *publish == "" && *author != "":
+			return usageError{fmt.Errorf("--author goes with --publish FILE")}
+		}
 		c, err := client()
 		if err != nil {
 			return err
 		}
-		var r struct{ Markdown string }
-		if err := c.do(cmd.Context(), "GET", "/v1/incidents/"+args[0]+"/postmortem", nil, &r); err != nil {
+		path := "/v1/incidents/" + args[0] + "/postmortem"
+		var r struct {
+			Markdown    string
+			Published   bool
+			Author      string
+			PublishedAt time.Time `json:"published_at"`
+		}
+		if *publish != "" {
+			md, err := readPostmortem(cmd, *publish)
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), "PUT", path, map[string]string{"author": *author, "markdown": md}, &r); err != nil {
+				return err
+			}
+			fmt.Fprintf(out(cmd), "incident %s postmortem published by %s at %s (%d bytes)\n",
+				args[0], r.Author, r.PublishedAt.Format(time.RFC3339), len(r.Markdown))
+			return nil
+		}
+		if err := c.do(cmd.Context(), "GET", path, nil, &r); err != nil {
 			return err
+		}
+		if r.Published {
+			fmt.Fprintf(cmd.ErrOrStderr(), "incident %s: postmortem published by %s at %s\n", args[0], r.Author, r.PublishedAt.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(cmd.ErrOrStderr(), "incident %s: no postmortem published; this is a draft\n", args[0])
 		}
 		fmt.Fprint(out(cmd), r.Markdown)
 		return nil
@@ -217,6 +266,22 @@ through the escalation policy, and keep a timeline of every step.
 	}
 	cmd.AddCommand(show, pm, mttx)
 	return cmd
+}
+
+// readPostmortem reads the file to publish; "-" is stdin.
+func readPostmortem(cmd *cobra.Command, name string) (string, error) {
+	if name == "-" {
+		b, err := io.ReadAll(cmd.InOrStdin())
+		if err != nil {
+			return "", fmt.Errorf("--publish -: read stdin: %w", err)
+		}
+		return string(b), nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--publish: %w", err)}
+	}
+	return string(b), nil
 }
 
 func newOncall() *cobra.Command {

@@ -335,6 +335,7 @@ func runStress(cmd *cobra.Command, f *stressFlags) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("before the run: %w", err)
 	}
+	budget := budgetBefore(ctx, rc)
 	client := load.NewClient(f.timeout, 0)
 	defer client.CloseIdleConnections()
 	runner, err := p.scenario.NewRunner(scenario.Env{BaseURL: p.target, Client: client, Header: p.header, RunID: rc.RunID})
@@ -398,11 +399,13 @@ func runStress(cmd *cobra.Command, f *stressFlags) (int, error) {
 	checks := after(context.WithoutCancel(ctx))
 	doc := report.New(report.Meta{RunID: rc.RunID, Scenario: p.scenario.Name, Target: p.target, Lane: f.lane, Started: started},
 		res, capRep, checks)
+	doc.Budget = budget(context.WithoutCancel(ctx))
 	jsonPath, htmlPath, err := report.WriteFiles(out, doc)
 	if err != nil {
 		return 0, err
 	}
 	printSummary(stdout, doc)
+	printBudget(stdout, f.lane, doc.Budget)
 	fmt.Fprintf(stdout, "report: %s\n        %s\n", htmlPath, jsonPath)
 
 	var failed []string

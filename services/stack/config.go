@@ -273,7 +273,8 @@ func Default() *Config {
 		HA:             ha.Default(),
 		Stress:         StressConfig{Shadow: true},
 		SRE: SREConfig{Addr: "127.0.0.1:9200", OnCall: OnCallConfig{Primary: []string{"oncall-primary"},
-			Secondary: []string{"oncall-secondary"}, Manager: "oncall-manager", Rotation: 7 * 24 * time.Hour, AckTimeout: 5 * time.Minute}},
+			Secondary: []string{"oncall-secondary"}, Manager: "oncall-manager", Rotation: 7 * 24 * time.Hour, AckTimeout: 5 * time.Minute},
+			EvalInterval: 5 * time.Second},
 		Quota: QuotaConfig{Addr: "127.0.0.1:9190", Store: "memory", Prefix: "redline:quota:",
 			// Creating a note is the demo's costly write: at most 50/s across every BFF.
 			Resources: map[string]quota.Resource{"notes_create": {Limit: 50, LeaseTTL: 10 * time.Second}},
@@ -318,6 +319,13 @@ func (c *Config) Validate() error {
 	check(len(oc.Primary) > 0 && len(oc.Secondary) > 0 && oc.Manager != "",
 		"sre.oncall: primary and secondary need at least one user each, and manager a user")
 	check(oc.Rotation > 0 && oc.AckTimeout > 0, "sre.oncall: rotation and ack_timeout must be positive")
+	check(c.SRE.EvalInterval >= time.Second && c.SRE.EvalInterval <= time.Minute, "sre.eval_interval %v: want 1s to 1m (5s keeps pages within 10%% of the workbook's detection time)", c.SRE.EvalInterval)
+	if err := c.SRE.Gate.Validate(); err != nil {
+		problems = append(problems, fmt.Errorf("sre.%w", err))
+	}
+	for i, u := range c.SRE.Scrape {
+		check(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://"), "sre.scrape[%d] %q: want an http(s) URL of a /metrics endpoint", i, u)
+	}
 	check(c.Lane == "" || meta.ValidLane(c.Lane), "lane %q: 1 to 32 of a-z, 0-9 and -, starting with a letter", c.Lane)
 	check(c.Stress.Key == "" || len(c.Stress.Key) >= lane.MinKeyLen, "stress.key: at least %d bytes", lane.MinKeyLen)
 	check(c.Provider.FailureRatio >= 0 && c.Provider.FailureRatio <= 1, "payprovider.failure_ratio must be 0 to 1")

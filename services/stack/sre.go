@@ -15,6 +15,7 @@ import (
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/middleware"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
+	"github.com/redline-dev/redline/sre/gate"
 	"github.com/redline-dev/redline/sre/incident"
 	"github.com/redline-dev/redline/sre/oncall"
 )
@@ -29,6 +30,16 @@ type SREConfig struct {
 	// DB holds incidents and escalations; default sqlite:<data_dir>/sre.db.
 	DB     string       `koanf:"db"`
 	OnCall OnCallConfig `koanf:"oncall"`
+	// SLOs are OpenSLO spec files (sre/slo); empty: the demo's defaults (slo.Defaults).
+	SLOs []string `koanf:"slos"`
+	// Scrape lists the metrics URLs of the services the SLOs measure, e.g. their admin
+	// endpoints' /metrics (sent the admin token); empty: this process's own registry, which
+	// in `redline up` holds every service.
+	Scrape []string `koanf:"scrape"`
+	// EvalInterval is how often the SLIs are sampled (the 5 s buckets of the short windows).
+	EvalInterval time.Duration `koanf:"eval_interval"`
+	// Gate is the error budget policy of the release gate.
+	Gate gate.Policy `koanf:"gate"`
 }
 
 // OnCallConfig is the default escalation policy: the primary rotation, then the
@@ -105,9 +116,17 @@ func (s *Stack) buildSRE(ctx context.Context) error {
 		wg.Wait()
 		return nil
 	}))
+	pager := incident.NewResponder(store, esc, incident.WithDefaultPolicy(DefaultPolicy), incident.WithDedupKey(sloDedupKey))
+	ticketer := incident.NewResponder(store, esc, incident.WithDefaultPolicy(""), incident.WithDedupKey(sloDedupKey))
+	slos, err := s.buildSLOs(ctx, store, pager, ticketer)
+	if err != nil {
+		return err
+	}
+	s.components = append(s.components, slos.component(s))
 	srv := kithttp.NewServer(SREName, kithttp.Address(cfg.Addr), kithttp.Logger(s.logger),
 		kithttp.Middleware(requireToken(s.cfg.Admin.Token)))
-	incident.Register(srv, store, incident.NewResponder(store, esc, incident.WithDefaultPolicy(DefaultPolicy)))
+	incident.Register(srv, store, pager)
+	slos.register(srv)
 	kithttp.Route(srv, "GET /v1/oncall", func(_ context.Context, _ *struct{}) (*onCallView, error) {
 		return onCallNow(dir, time.Now())
 	})

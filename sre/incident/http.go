@@ -2,8 +2,10 @@ package incident
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redline-dev/redline/kit/errs"
@@ -22,7 +24,12 @@ import (
 //	POST /v1/incidents/{id}/timeline       {"kind","actor","text"} a note, deploy or drill
 //	PUT  /v1/incidents/{id}/roles          {"commander","communications","actor"}
 //	POST /v1/incidents/{id}/todos          {"owner","text"}
-//	GET  /v1/incidents/{id}/postmortem     {"markdown"}
+//	GET  /v1/incidents/{id}/postmortem     {"markdown","published","author","published_at"}: the
+//	                                       published postmortem, or else the draft
+//	                                       (published false, no author, no published_at)
+//	PUT  /v1/incidents/{id}/postmortem     {"author","markdown"} publishes it, once mitigated
+//	                                       (412 before; 400 names missing headings); answers
+//	                                       as GET does
 //	GET  /v1/mttx?service=X&since=RFC3339&until=RFC3339
 //
 // Authentication is the server's middleware's business, not this package's.
@@ -101,11 +108,25 @@ func Register(s *kithttp.Server, store *Store, resp *Responder) {
 		return &t, nil
 	})
 	kithttp.Route(s, "GET /v1/incidents/{id}/postmortem", func(ctx context.Context, in *idReq) (*postmortemResp, error) {
-		md, err := store.Postmortem(ctx, in.id)
+		md, author, at, err := store.PublishedPostmortem(ctx, in.id)
+		if errors.Is(err, ErrNoPostmortem) {
+			md, err = store.Postmortem(ctx, in.id)
+			if err != nil {
+				return nil, err
+			}
+			return &postmortemResp{Markdown: md}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
-		return &postmortemResp{Markdown: md}, nil
+		return &postmortemResp{Markdown: md, Published: true, Author: author, PublishedAt: at}, nil
+	})
+	kithttp.Route(s, "PUT /v1/incidents/{id}/postmortem", func(ctx context.Context, in *publishReq) (*postmortemResp, error) {
+		inc, err := store.PublishPostmortem(ctx, in.id, in.Author, in.Markdown)
+		if err != nil {
+			return nil, err
+		}
+		return &postmortemResp{Markdown: in.Markdown, Published: true, Author: strings.TrimSpace(in.Author), PublishedAt: inc.PostmortemAt}, nil
 	})
 	kithttp.Route(s, "GET /v1/mttx", func(ctx context.Context, in *listReq) (*MTTx, error) {
 		m, err := store.MTTx(ctx, in.f)
@@ -183,8 +204,17 @@ type timelineResp struct {
 	Entries []Entry `json:"entries"`
 }
 
-type postmortemResp struct {
+type publishReq struct {
+	idReq
+	Author   string `json:"author"`
 	Markdown string `json:"markdown"`
+}
+
+type postmortemResp struct {
+	Markdown    string    `json:"markdown"`
+	Published   bool      `json:"published"`
+	Author      string    `json:"author"`
+	PublishedAt time.Time `json:"published_at,omitzero"`
 }
 
 type listReq struct{ f Filter }

@@ -18,20 +18,10 @@ import (
 	"github.com/redline-dev/redline/sre/oncall"
 )
 
-func TestHTTP(t *testing.T) {
-	clk := clock.NewFake(t0)
-	store := openStore(t, backends(t)[0].open(t), clk)
-	p := &pager{}
-	esc, err := oncall.NewEscalator(store, directory(), p, oncall.WithClock(clk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := kithttp.NewServer("sre", kithttp.Logger(log.Discard()))
-	Register(srv, store, NewResponder(store, esc))
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-
-	call := func(method, path, body string, wantStatus int, out any) string {
+// caller returns a function that sends a request to ts, fails t unless the answer has
+// wantStatus, decodes it into out (when not nil) and returns its body.
+func caller(t *testing.T, ts *httptest.Server) func(method, path, body string, wantStatus int, out any) string {
+	return func(method, path, body string, wantStatus int, out any) string {
 		t.Helper()
 		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 		if body != "" {
@@ -53,6 +43,22 @@ func TestHTTP(t *testing.T) {
 		}
 		return string(raw)
 	}
+}
+
+func TestHTTP(t *testing.T) {
+	clk := clock.NewFake(t0)
+	store := openStore(t, backends(t)[0].open(t), clk)
+	p := &pager{}
+	esc, err := oncall.NewEscalator(store, directory(), p, oncall.WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := kithttp.NewServer("sre", kithttp.Logger(log.Discard()))
+	Register(srv, store, NewResponder(store, esc))
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	call := caller(t, ts)
 
 	bad := strings.Replace(webhook, `"version":"4"`, `"version":"3"`, 1)
 	if body := call("POST", "/v1/alerts/alertmanager", bad, 400, nil); !strings.Contains(body, "version") {
@@ -119,4 +125,69 @@ func TestHTTP(t *testing.T) {
 	if len(list.Incidents) != 1 || list.Incidents[0].ID != opened.ID {
 		t.Fatalf("open incidents %+v; want only the manual one", list.Incidents)
 	}
+}
+
+func TestHTTPPublishPostmortem(t *testing.T) {
+	clk := clock.NewFake(t0)
+	store := openStore(t, backends(t)[0].open(t), clk)
+	srv := kithttp.NewServer("sre", kithttp.Logger(log.Discard()))
+	Register(srv, store, NewResponder(store, nil))
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	call := caller(t, ts)
+	body := func(author, md string) string {
+		b, _ := json.Marshal(map[string]string{"author": author, "markdown": md})
+		return string(b)
+	}
+
+	var inc Incident
+	call("POST", "/v1/incidents", `{"title":"checkout slow","service":"cart","severity":"SEV3","actor":"bo"}`, 201, &inc)
+	pm := "/v1/incidents/" + inc.ID + "/postmortem"
+	var draft postmortemResp
+	call("GET", pm, "", 200, &draft)
+	if draft.Published || draft.Author != "" || !draft.PublishedAt.IsZero() || !strings.Contains(draft.Markdown, "· draft") {
+		t.Fatalf("GET before publishing = %+v; want the draft", draft)
+	}
+	if raw := call("GET", pm, "", 200, nil); strings.Contains(raw, "published_at") {
+		t.Errorf("the draft's answer has a published_at: %s", raw)
+	}
+	text := draft.Markdown + "\nWhat we learned.\n"
+	if raw := call("PUT", pm, body("ana", text), errs.HTTPStatus(codes.FailedPrecondition), nil); !strings.Contains(raw, "mitigate or resolve") {
+		t.Fatalf("PUT on a triggered incident: %s; want it to say to mitigate or resolve first", raw)
+	}
+	call("POST", "/v1/incidents/"+inc.ID+"/mitigate", `{"actor":"ana"}`, 200, nil)
+	raw := call("PUT", pm, body("ana", strings.Replace(text, "\n### How to recover faster?\n", "\n", 1)), 400, nil)
+	if !strings.Contains(raw, "How to recover faster?") || strings.Contains(raw, "Did it alert?") {
+		t.Fatalf("PUT without a heading: %s; want a 400 that names only the missing heading", raw)
+	}
+	call("PUT", pm, `{"markdown":"x"}`, 400, nil)
+	call("PUT", "/v1/incidents/inc-missing/postmortem", body("ana", text), 404, nil)
+	var tl timelineResp
+	call("GET", "/v1/incidents/"+inc.ID+"/timeline", "", 200, &tl)
+	if got := kinds(tl.Entries); strings.Contains(got, "postmortem") {
+		t.Fatalf("refused PUTs wrote timeline entries: %s", got)
+	}
+	if call("GET", pm, "", 200, &draft); draft.Published {
+		t.Fatalf("refused PUTs published %+v", draft)
+	}
+
+	clk.Advance(time.Hour)
+	var put, got postmortemResp
+	call("PUT", pm, body("ana", text), 200, &put)
+	call("GET", pm, "", 200, &got)
+	for name, r := range map[string]postmortemResp{"PUT": put, "GET": got} {
+		if !r.Published || r.Author != "ana" || r.Markdown != text || !r.PublishedAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("%s after publishing = published %v, author %q, at %v, %d bytes; want ana's text at %v",
+				name, r.Published, r.Author, r.PublishedAt, len(r.Markdown), t0.Add(time.Hour))
+		}
+	}
+	call("GET", "/v1/incidents/"+inc.ID, "", 200, &inc)
+	if !inc.PostmortemAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("incident postmortem_at = %v; want %v", inc.PostmortemAt, t0.Add(time.Hour))
+	}
+	call("GET", "/v1/incidents/"+inc.ID+"/timeline", "", 200, &tl)
+	if got, want := kinds(tl.Entries), "alert,mitigate,postmortem"; got != want {
+		t.Errorf("timeline %s; want %s", got, want)
+	}
+	call("GET", "/v1/incidents/inc-missing/postmortem", "", 404, nil)
 }

@@ -22,6 +22,11 @@
 //
 // Register serves all of it over HTTP, Alertmanager's webhook included.
 //
+// Once an incident is mitigated, its postmortem can be published (PublishPostmortem): the
+// text people agreed on, which must keep every heading of PostmortemHeadings, replaces the
+// draft and sets Incident.PostmortemAt. SaveState and LoadState keep small named blobs for
+// the rest of the SRE service (the SLO evaluator's snapshot) in the same database.
+//
 // The store runs its own migrations (schema_migrations versions 1..n), so give it a
 // database or PostgreSQL schema of its own.
 package incident
@@ -99,11 +104,13 @@ const (
 	KindDrill    Kind = "drill"
 	KindNotify   Kind = "notify"
 	KindEscalate Kind = "escalate"
+	// KindPostmortem records a publication of the postmortem (PublishPostmortem).
+	KindPostmortem Kind = "postmortem"
 )
 
 func (k Kind) valid() bool {
 	switch k {
-	case KindAlert, KindAck, KindMitigate, KindResolve, KindNote, KindDeploy, KindDrill, KindNotify, KindEscalate:
+	case KindAlert, KindAck, KindMitigate, KindResolve, KindNote, KindDeploy, KindDrill, KindNotify, KindEscalate, KindPostmortem:
 		return true
 	}
 	return false
@@ -115,14 +122,20 @@ const (
 	ReasonBadTransition = "BAD_TRANSITION"
 	ReasonBadSeverity   = "BAD_SEVERITY"
 	ReasonBadIncident   = "BAD_INCIDENT"
+	ReasonNotMitigated  = "INCIDENT_NOT_MITIGATED"
+	ReasonNoPostmortem  = "POSTMORTEM_NOT_PUBLISHED"
 )
 
-// Sentinels for errors.Is: an unknown incident (404), a transition backwards (409, as
-// FailedPrecondition), and bad input (400).
+// Sentinels for errors.Is: an unknown incident (404), a transition backwards
+// (FailedPrecondition, 412 over HTTP), bad input (400), a postmortem published before the
+// incident is mitigated (FailedPrecondition, 412), and an incident with no published
+// postmortem (404).
 var (
 	ErrNotFound      = errs.NotFound(ReasonNotFound, "incident not found")
 	ErrBadTransition = errs.New(codes.FailedPrecondition, ReasonBadTransition, "incident state cannot move backwards")
 	ErrBadInput      = errs.InvalidArgument(ReasonBadIncident, "invalid incident")
+	ErrNotMitigated  = errs.New(codes.FailedPrecondition, ReasonNotMitigated, "incident is not mitigated or resolved yet")
+	ErrNoPostmortem  = errs.NotFound(ReasonNoPostmortem, "no postmortem published")
 )
 
 // Roles are the people running the response.
@@ -154,6 +167,9 @@ type Incident struct {
 	Policy          string    `json:"policy,omitempty"`
 	EscalationLevel int       `json:"escalation_level"`
 	EscalationDue   time.Time `json:"escalation_due,omitzero"`
+	// PostmortemAt is when the postmortem was last published; zero while there is only
+	// the draft.
+	PostmortemAt time.Time `json:"postmortem_at,omitzero"`
 }
 
 // Open reports whether the incident is not resolved.

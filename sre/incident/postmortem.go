@@ -2,9 +2,17 @@ package incident
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/redline-dev/redline/kit/data/sqldb"
+	"github.com/redline-dev/redline/kit/errs"
 )
 
 // Postmortem headings, in the order the draft has them: the seed's fault template, then
@@ -26,6 +34,117 @@ var PostmortemHeadings = []string{
 	"### How was it fixed?",
 	"### How do we stop it happening again?",
 	"## Todo",
+}
+
+// MaxPostmortemBytes bounds the Markdown of a published postmortem.
+const MaxPostmortemBytes = 256 << 10
+
+// maxAuthorBytes bounds a postmortem's author, a name for the timeline.
+const maxAuthorBytes = 200
+
+// PublishPostmortem publishes markdown as the postmortem of incident id, written by author:
+// the row, the incident's PostmortemAt and a postmortem timeline entry in one transaction.
+// Publishing again replaces the text and adds another entry.
+//
+// The markdown must be UTF-8 text of at most MaxPostmortemBytes that keeps every heading of
+// PostmortemHeadings, each on a line of its own (the draft from Postmortem has them all);
+// ErrBadInput otherwise, naming every missing heading. The incident must be mitigated or
+// resolved: ErrNotMitigated otherwise, ErrNotFound if there is no incident id.
+func (s *Store) PublishPostmortem(ctx context.Context, id, author, markdown string) (*Incident, error) {
+	author = strings.TrimSpace(author)
+	if err := validatePostmortem(author, markdown); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		cur, err := lockIncident(ctx, tx, id, now)
+		if err != nil {
+			return err
+		}
+		if cur.State.rank() < Mitigated.rank() {
+			return errs.Newf(codes.FailedPrecondition, ReasonNotMitigated,
+				"incident %s is %s: mitigate or resolve it before publishing its postmortem", id, cur.State)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET postmortem_at = ? WHERE id = ?`, ms(now), id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO incident_postmortems (incident_id, markdown, author, published_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET
+			markdown = excluded.markdown, author = excluded.author, published_at = excluded.published_at`,
+			id, markdown, author, ms(now)); err != nil {
+			return err
+		}
+		verb := "published"
+		if !cur.PostmortemAt.IsZero() {
+			verb = "republished"
+		}
+		return appendEntry(ctx, tx, id, Entry{At: now, Kind: KindPostmortem, Actor: author,
+			Text: fmt.Sprintf("postmortem %s by %s (%d bytes)", verb, author, len(markdown))})
+	})
+	if err != nil {
+		return nil, wrapErr("incident: publish postmortem of "+id, err)
+	}
+	return s.Get(ctx, id)
+}
+
+// PublishedPostmortem returns the published postmortem of incident id, its author and when
+// it was published: ErrNoPostmortem while there is only the draft, ErrNotFound if there is
+// no incident id.
+func (s *Store) PublishedPostmortem(ctx context.Context, id string) (markdown, author string, at time.Time, err error) {
+	var md, au sql.NullString
+	var pub sql.NullInt64
+	err = s.db.QueryRowContext(ctx, `SELECT p.markdown, p.author, p.published_at FROM incidents i
+		LEFT JOIN incident_postmortems p ON p.incident_id = i.id WHERE i.id = ?`, id).Scan(&md, &au, &pub)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", "", time.Time{}, errs.NotFound(ReasonNotFound, "incident %s not found", id)
+	case err != nil:
+		return "", "", time.Time{}, fmt.Errorf("incident: postmortem of %s: %w", id, err)
+	case !md.Valid:
+		return "", "", time.Time{}, errs.NotFound(ReasonNoPostmortem, "incident %s has no published postmortem", id)
+	}
+	return md.String, au.String, fromMS(pub.Int64), nil
+}
+
+func validatePostmortem(author, markdown string) error {
+	switch {
+	case author == "":
+		return badInput("postmortem author: missing")
+	case len(author) > maxAuthorBytes:
+		return badInput("postmortem author: %d bytes, at most %d", len(author), maxAuthorBytes)
+	case !isText(author):
+		return badInput("postmortem author: not UTF-8 text")
+	case strings.TrimSpace(markdown) == "":
+		return badInput("postmortem markdown: missing")
+	case len(markdown) > MaxPostmortemBytes:
+		return badInput("postmortem markdown: %d bytes, at most %d", len(markdown), MaxPostmortemBytes)
+	case !isText(markdown):
+		return badInput("postmortem markdown: not UTF-8 text")
+	}
+	if missing := missingHeadings(markdown); len(missing) > 0 {
+		return badInput("postmortem markdown: missing heading(s) %s (keep every heading of the draft)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// isText reports whether s is UTF-8 without NUL bytes, which a TEXT column holds on both
+// engines (PostgreSQL refuses the rest).
+func isText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
+// missingHeadings returns, quoted and in order, the PostmortemHeadings that are not a line
+// of md (blanks around it aside).
+func missingHeadings(md string) []string {
+	have := map[string]bool{}
+	for line := range strings.Lines(md) {
+		have[strings.TrimSpace(line)] = true
+	}
+	var missing []string
+	for _, h := range PostmortemHeadings {
+		if !have[h] {
+			missing = append(missing, fmt.Sprintf("%q", h))
+		}
+	}
+	return missing
 }
 
 // Postmortem drafts the postmortem of incident id in Markdown from the store.

@@ -200,6 +200,15 @@ func touch(ctx context.Context, tx *sqldb.Tx, id string, now time.Time) error {
 	return nil
 }
 
+// lockIncident touches the incident's row and reads it, so that what tx does next sees a
+// state no other transaction can change until tx ends.
+func lockIncident(ctx context.Context, tx *sqldb.Tx, id string, now time.Time) (*Incident, error) {
+	if err := touch(ctx, tx, id, now); err != nil {
+		return nil, err
+	}
+	return getIncident(ctx, tx, id)
+}
+
 var errNoop = errors.New("incident: no change")
 
 // Acknowledge moves the incident to acknowledged and stops its escalation.
@@ -227,10 +236,7 @@ func (s *Store) transition(ctx context.Context, id string, to State, actor, text
 	actor = orDefault(actor, "system")
 	now := s.now()
 	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
-		if err := touch(ctx, tx, id, now); err != nil {
-			return err
-		}
-		cur, err := getIncident(ctx, tx, id)
+		cur, err := lockIncident(ctx, tx, id, now)
 		if err != nil {
 			return err
 		}
@@ -327,13 +333,16 @@ func (s *Store) update(ctx context.Context, id, actor string, fn func(context.Co
 
 // AddEntry appends a timeline entry: a note, a deploy, a drill, or anything else of the
 // kinds; a zero At means now. Lifecycle kinds (ack, mitigate, resolve) are refused: use
-// the transition methods, which also change the state.
+// the transition methods, which also change the state; so is postmortem: use
+// PublishPostmortem.
 func (s *Store) AddEntry(ctx context.Context, id string, e Entry) (Entry, error) {
 	switch {
 	case !e.Kind.valid():
 		return Entry{}, badInput("timeline kind %q is unknown", e.Kind)
 	case e.Kind == KindAck || e.Kind == KindMitigate || e.Kind == KindResolve:
 		return Entry{}, badInput("timeline kind %q changes the state: use the transition", e.Kind)
+	case e.Kind == KindPostmortem:
+		return Entry{}, badInput("timeline kind %q records a publication: publish the postmortem", e.Kind)
 	case strings.TrimSpace(e.Text) == "":
 		return Entry{}, badInput("timeline text: missing")
 	}
@@ -413,19 +422,21 @@ func (s *Store) Todos(ctx context.Context, id string) ([]Todo, error) {
 }
 
 const incidentColumns = `id, title, service, severity, state, dedup_key, commander, comms, impact_start_at,
-	triggered_at, acknowledged_at, mitigated_at, resolved_at, updated_at, alert_count, esc_policy, esc_level, esc_next_at`
+	triggered_at, acknowledged_at, mitigated_at, resolved_at, updated_at, alert_count, esc_policy, esc_level, esc_next_at,
+	postmortem_at`
 
 func scanIncident(sc interface{ Scan(...any) error }) (*Incident, error) {
 	var i Incident
 	var sev, state string
-	var impact, trig, ack, mit, res, upd, escAt int64
+	var impact, trig, ack, mit, res, upd, escAt, pm int64
 	if err := sc.Scan(&i.ID, &i.Title, &i.Service, &sev, &state, &i.DedupKey, &i.Commander, &i.Communications,
-		&impact, &trig, &ack, &mit, &res, &upd, &i.AlertCount, &i.Policy, &i.EscalationLevel, &escAt); err != nil {
+		&impact, &trig, &ack, &mit, &res, &upd, &i.AlertCount, &i.Policy, &i.EscalationLevel, &escAt, &pm); err != nil {
 		return nil, err
 	}
 	i.Severity, i.State = Severity(sev), State(state)
 	i.ImpactStart, i.TriggeredAt, i.AcknowledgedAt = fromMS(impact), fromMS(trig), fromMS(ack)
 	i.MitigatedAt, i.ResolvedAt, i.UpdatedAt, i.EscalationDue = fromMS(mit), fromMS(res), fromMS(upd), fromMS(escAt)
+	i.PostmortemAt = fromMS(pm)
 	return &i, nil
 }
 

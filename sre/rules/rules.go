@@ -200,6 +200,13 @@ func windowLabel(c slo.Condition) string {
 	return slo.FormatDuration(c.Long) + "/" + slo.FormatDuration(c.Short)
 }
 
+// AlertLabels are the labels of an SLO's burn-rate alert, the same whether Prometheus fires
+// it from these rules or the in-process evaluator does (without alertname, which AlertName
+// gives): slo, service, severity and window ("1h/5m").
+func AlertLabels(sloName, service string, c slo.Condition) map[string]string {
+	return map[string]string{"slo": sloName, "service": service, "severity": string(c.Severity), "window": windowLabel(c)}
+}
+
 func alertRule(s slo.SLO, in indicator, c slo.Condition, budget float64) Rule {
 	limit := num(c.Factor * budget)
 	sel := "{slo=" + strconv.Quote(s.Name) + "}"
@@ -207,10 +214,9 @@ func alertRule(s slo.SLO, in indicator, c slo.Condition, budget float64) Rule {
 	expr := fmt.Sprintf("slo:sli_error:ratio_rate%s%s >= %s\nand\nslo:sli_error:ratio_rate%s%s >= %s\nand on()\n%s >= %s",
 		long, sel, limit, short, sel, limit, in.total("increase", short), num(s.MinTraffic()))
 	r := Rule{
-		Alert: AlertName(c.Severity),
-		Expr:  expr,
-		Labels: map[string]string{"slo": s.Name, "service": s.Service, "severity": string(c.Severity),
-			"window": windowLabel(c)},
+		Alert:       AlertName(c.Severity),
+		Expr:        expr,
+		Labels:      AlertLabels(s.Name, s.Service, c),
 		Annotations: annotations(s, c),
 	}
 	if c.For > 0 {

@@ -19,6 +19,17 @@
 // The caller owns the sampling loop; the Evaluator starts no goroutine. Sample every 5 s
 // (the fine bucket): sampling less often delays detection by up to one interval.
 //
+// A process that watches other processes samples their metrics pages, and keeps its
+// budgets across its own restarts with a snapshot:
+//
+//	g := slo.Scrape([]string{"http://note:9090/metrics"}, adminToken, &http.Client{Timeout: 4 * time.Second})
+//	if data, err := os.ReadFile(path); err == nil {
+//		err = e.Restore(data)       // before the first Sample
+//	}
+//	err = e.Sample(g)               // an error: this sample is skipped, nothing recorded
+//	data, err := e.Snapshot()       // now and then, and on shutdown
+//	spent, err := e.Spent("note-get-availability", incident.Start, incident.End)
+//
 // # YAML format
 //
 // A file holds YAML documents of the kinds Service, SLI, AlertPolicy and SLO, all with
@@ -112,4 +123,54 @@
 //
 // The first sample of an SLO only sets its baseline; a counter that goes down is a process
 // restart and its new value is the delta.
+//
+// # Budget spent by an incident
+//
+// Spent(name, from, to) is the share of the current period's budget that the bad events
+// between from and to spent: bad events in [from, to] ÷ (budget × the period's events so
+// far, as Status.Period counts them). 0.1 is a tenth of the budget; Spent over the whole
+// period is 1 − BudgetRemaining. to is clamped to now and from to the period's start; with
+// no traffic in the period it is 0. With Timeslices it is bad slices in [from, to] ÷
+// (budget × slices with traffic in the period), complete slices only.
+//
+// It reads the finest ring that still holds from: the 5 s ring within the last 2 h, the
+// 5 min ring within 3 d, else the period ring. A sample at t holds the events of the 5 s
+// before it, so on the 5 s ring [from, to] is exact at sample times and a 10-minute
+// incident an hour ago is measured to the sample; on a coarser ring Spent takes every
+// bucket [from, to] touches, so it may include up to one bucket of events on either side.
+// For example, against 99.9% over 30 days, 2 h of 1000 requests per 5 s and then 10
+// minutes at 1% errors: the incident spent 1200 ÷ (0.001 × 1,560,000) = 77% of the budget.
+//
+// # Persistence
+//
+// Snapshot encodes the evaluator's state at now as JSON with "version": 1: per SLO its
+// rings (only live buckets with traffic, delta-coded: about 17 KB per SLO after a day of
+// 5 s samples), its last counts and whether it has one, and the state of each condition
+// that is true or firing; alert history (Events) is not kept. Restore loads it into a new
+// Evaluator before its first Sample or Record (it returns an error afterwards), by SLO
+// name: SLOs the snapshot lacks start fresh, entries of SLOs the evaluator lacks are
+// ignored. When an SLO changed, what would be misread is dropped: the period ring when the
+// period, calendar, budgeting method or timeslice window changed; any ring whose bucket
+// width changed; a condition's state unless the condition is unchanged; the last counts
+// when the indicator changed (the next sample then sets the baseline). A firing alert keeps
+// its FiredAt and resolves as usual. Restore checks all the data before it changes
+// anything: on bad or corrupt data it returns an error and leaves the evaluator as it was.
+//
+// The first sample after Restore counts what came since the snapshot, its counts minus the
+// snapshot's, including the events of the time the process was down; a count lower than
+// the snapshot's reads as a restart of the process being watched, as always.
+//
+// # Scraping other processes
+//
+// Scrape returns a prometheus.Gatherer over metrics pages in the Prometheus text format
+// (a service's admin /metrics, with "Authorization: Bearer <token>"), merging families of
+// the same name across URLs so that several processes of a service add up. Each request
+// is bounded by the http.Client's Timeout (5 s without one) and a page by 32 MiB. If any
+// URL fails, Gather returns an error naming it and no families, so Sample skips that
+// sample: a partial gather would read the missing processes' counters as a drop to zero,
+// that is as a restart, and their next values as new events. The next sample that succeeds
+// counts everything since the last one.
+//
+// FamilySet.CountsLane reads an indicator's counts in another lane (a stress or canary
+// lane), for comparing it with the baseline that Counts reads.
 package slo

@@ -249,16 +249,28 @@ func (t *tracked) periodStart(now time.Time) time.Time {
 // periodRatio returns the period's bad and total: events for Occurrences, complete slices
 // with traffic for Timeslices.
 func (t *tracked) periodRatio(now time.Time) (bad, total float64) {
+	from, to := t.periodSlots(now)
+	if t.slo.Budgeting != Timeslices {
+		return t.period.sum(from, to)
+	}
+	return t.slices(from, to-1) // the current slice is not complete yet
+}
+
+// periodSlots returns the first and last bucket of the period ring in the current period.
+func (t *tracked) periodSlots(now time.Time) (from, to int64) {
 	r := t.period
-	to := r.slot(now)
-	from := r.slot(t.periodStart(now))
+	from = r.slot(t.periodStart(now))
 	if t.slo.Calendar == "" {
 		from++ // the bucket holding now − period is mostly outside the window
 	}
-	if t.slo.Budgeting != Timeslices {
-		return r.sum(from, to)
-	}
-	for i := from; i < to; i++ { // the current slice is not complete yet
+	return from, r.slot(now)
+}
+
+// slices counts the period ring's slices with traffic in [from, to] and the bad ones among
+// them.
+func (t *tracked) slices(from, to int64) (bad, total float64) {
+	r := t.period
+	for i := from; i <= to; i++ {
 		j := int(modPos(i, int64(len(r.idx))))
 		if r.idx[j] != i || r.total[j] <= 0 {
 			continue
@@ -324,13 +336,19 @@ func (e *Evaluator) record(t *tracked, now time.Time, c Counts) []Alert {
 	}
 	t.last = c
 	d.Bad = min(max(d.Bad, 0), max(d.Total, 0))
-	if d.Total > 0 {
-		for _, r := range t.levels {
-			r.add(now, d.Bad, d.Total)
-		}
-		t.period.add(now, d.Bad, d.Total)
-	}
+	t.add(now, d)
 	return e.evaluate(t, now)
+}
+
+// add puts the events d of a sample at now into every ring.
+func (t *tracked) add(now time.Time, d Counts) {
+	if d.Total <= 0 {
+		return
+	}
+	for _, r := range t.levels {
+		r.add(now, d.Bad, d.Total)
+	}
+	t.period.add(now, d.Bad, d.Total)
 }
 
 func ratio(bad, total float64) float64 {

@@ -39,7 +39,11 @@ func Families(mfs []*dto.MetricFamily) FamilySet {
 // the baseline lane (lane=""): stress-test lanes do not spend the budget. Availability
 // reads the requests counter; Latency reads the duration histogram, counting as bad every
 // request above the threshold bucket.
-func (f FamilySet) Counts(ind Indicator) Counts {
+func (f FamilySet) Counts(ind Indicator) Counts { return f.CountsLane(ind, "") }
+
+// CountsLane is Counts over the series whose lane label is lane ("" is the baseline, as
+// Counts reads it), to measure a stress-test or canary lane against the same indicator.
+func (f FamilySet) CountsLane(ind Indicator, lane string) Counts {
 	var c Counts
 	name := RequestsFamily(ind.Transport)
 	if ind.Kind == Latency {
@@ -51,7 +55,7 @@ func (f FamilySet) Counts(ind Indicator) Counts {
 	}
 	le := ind.Threshold.Seconds()
 	for _, m := range mf.GetMetric() {
-		var service, route, code, lane string
+		var service, route, code, mlane string
 		for _, lp := range m.GetLabel() {
 			switch lp.GetName() {
 			case "service":
@@ -61,10 +65,10 @@ func (f FamilySet) Counts(ind Indicator) Counts {
 			case "code":
 				code = lp.GetValue()
 			case "lane":
-				lane = lp.GetValue()
+				mlane = lp.GetValue()
 			}
 		}
-		if service != ind.Service || lane != "" || (len(ind.Routes) > 0 && !slices.Contains(ind.Routes, route)) {
+		if service != ind.Service || mlane != lane || (len(ind.Routes) > 0 && !slices.Contains(ind.Routes, route)) {
 			continue
 		}
 		if ind.Kind == Availability {

@@ -163,6 +163,12 @@ as a closed-loop tool measures. Errors are included in both.</p>
 <td class="l">{{range .Services}}{{.Service}} {{ms .P99}} {{num .Requests}} {{num .Errors}} {{num .Shed}}<br>{{end}}</td></tr>
 {{end}}</table>
 {{end}}
+{{if .Budget}}<h2>Error budget</h2>
+<p class="note">{{if .Lane}}What this run would have spent of each SLO's error budget had its lane traffic counted (lanes never count against SLOs).{{else}}What this run spent of each SLO's error budget: baseline traffic counts.{{end}}
+Share of period = bad events ÷ (budget × the period's events, the run's included).</p>
+<table><tr><th class="l">SLO</th><th class="l">service</th><th>events</th><th>bad</th><th>error ratio</th><th>burn rate</th><th>period events</th><th>share of period budget</th></tr>
+{{range .Budget}}<tr><td class="l">{{.SLO}}</td><td class="l">{{.Service}}</td><td>{{num .Events}}</td><td>{{num .Bad}}</td><td>{{pct .ErrorRatio}}</td><td>{{rate .BurnRate}}</td><td>{{if .PeriodEvents}}{{num .PeriodEvents}}{{else}}unknown{{end}}</td><td>{{if .PeriodEvents}}{{pct .Spent}}{{else}}-{{end}}</td></tr>
+{{end}}</table>{{end}}
 <h2>Checks</h2>
 {{if .Checks}}<table><tr><th class="l">check</th><th class="l">verdict</th><th class="l">detail</th></tr>
 {{range .Checks}}<tr><td class="l">{{.Name}}</td><td class="l">{{if .Pass}}<span class="pass">pass</span>{{else}}<span class="fail">fail</span>{{end}}</td><td class="l">{{.Detail}}</td></tr>

@@ -79,6 +79,26 @@ type Document struct {
 	Run       *Run      `json:"run,omitempty"`
 	Capacity  *Capacity `json:"capacity,omitempty"`
 	Checks    []Check   `json:"checks"`
+	// Budget is the error budget the run spent (baseline) or would have spent (a lane), per
+	// SLO it touched; empty when the SLIs could not be read.
+	Budget []BudgetSpend `json:"budget,omitempty"`
+}
+
+// BudgetSpend is what one run did to one SLO's error budget.
+type BudgetSpend struct {
+	SLO     string `json:"slo"`
+	Service string `json:"service"`
+	// Events and Bad are the run's requests the SLO counts, and the bad ones among them.
+	Events float64 `json:"events"`
+	Bad    float64 `json:"bad"`
+	// ErrorRatio is Bad ÷ Events; BurnRate is ErrorRatio ÷ (1 − objective).
+	ErrorRatio float64 `json:"error_ratio"`
+	BurnRate   float64 `json:"burn_rate"`
+	// PeriodEvents are the events of the SLO's period with the run's counted in (from the
+	// SRE API; 0 when it was not reachable); Spent is Bad ÷ (budget × PeriodEvents), the
+	// share of the period's budget, and is 0 when PeriodEvents is unknown.
+	PeriodEvents float64 `json:"period_events"`
+	Spent        float64 `json:"spent"`
 }
 
 // Run is a load run's numbers.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +25,12 @@ type Running struct {
 	*stack.Stack
 	BFF   string // base URL of the BFF
 	Admin string // base URL of the admin endpoint
+	stop  func()
 }
+
+// Stop stops the stack now, as its cleanup would: for tests that start another on the same
+// data directory (a restart). Calling it again does nothing.
+func (r *Running) Stop() { r.stop() }
 
 // Start runs all services until the test ends. edit may change the configuration first.
 func Start(t testing.TB, edit func(*stack.Config)) *Running {
@@ -68,13 +74,14 @@ func StartOnly(t testing.TB, edit func(*stack.Config), services ...string) *Runn
 		cancel()
 		t.Fatalf("stack did not start: %v", err)
 	}
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("stack stop: %v", err)
 		}
 	})
-	return &Running{Stack: st, BFF: st.BFFURL(), Admin: st.AdminURL()}
+	t.Cleanup(stop)
+	return &Running{Stack: st, BFF: st.BFFURL(), Admin: st.AdminURL(), stop: stop}
 }
 
 // Response is an HTTP answer with its body.
@@ -197,3 +204,30 @@ func Eventually(t testing.TB, what string, check func() (done bool, last string)
 		<-tick.C
 	}
 }
+
+// SignupSLO is an SLO no real sign-up can meet: 99.99% of POST /v1/users within 0.5 ms (it
+// hashes a password and writes through gRPC). Every sign-up is a bad event, a full outage
+// of the SLO, and at 99.99% a full outage pages after 14.4 × 0.0001 × 1 h = 5.2 s of it —
+// so the whole chain from real requests to a page runs in seconds, on the real clock. Write
+// it to a file, set sre.slos to it and sre.eval_interval to 1s, and sign up a dozen users.
+const SignupSLO = `apiVersion: openslo/v1
+kind: Service
+metadata: {name: bff}
+spec: {description: The BFF gateway.}
+---
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: bff-signup-latency
+  annotations: {redline/min-requests: "5"}
+spec:
+  service: bff
+  indicator:
+    metadata: {name: bff-signup-fast}
+    spec:
+      thresholdMetric:
+        metricSource: {type: redline, spec: {transport: http, service: bff, routes: ["POST /v1/users"]}}
+  timeWindow: [{duration: 30d, isRolling: true}]
+  budgetingMethod: Occurrences
+  objectives: [{op: lte, value: 0.0005, target: 0.9999}]
+`
