@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +37,8 @@ built-in SLOs):
 
 Against the SRE API (--sre, --token):
   redline slo status [NAME]         budget remaining, burn rates per window, firing alerts
+  redline slo valet                 per service: volume, availability, latency, errors and
+                                    tickets (incidents) over the SLO period
   redline slo gate SERVICE          allow or deny a release from the error budget policy;
                                     exit status 3 when denied, 1 when it could not ask`,
 	}
@@ -148,7 +151,42 @@ Against the SRE API (--sre, --token):
 		}
 		return nil
 	}
-	cmd.AddCommand(list, check, rulesCmd, status, gateCmd)
+	valet := &cobra.Command{Use: "valet", Short: "Per service: volume, availability, latency, errors, tickets", Args: cobra.NoArgs}
+	valetService := valet.Flags().String("service", "", "only this service")
+	valet.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		var r struct {
+			Services []struct {
+				Service      string
+				Period       time.Duration
+				Volume       float64
+				Availability *float64 `json:"availability_budget_left"`
+				Latency      *float64 `json:"latency_budget_left"`
+				Errors       float64  `json:"error_ratio"`
+				Tickets      int
+			}
+		}
+		if err := c.do(cmd.Context(), "GET", "/v1/valet?service="+url.QueryEscape(*valetService), nil, &r); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVICE\tPERIOD\tVOLUME\tAVAILABILITY BUDGET\tLATENCY BUDGET\tERRORS\tTICKETS")
+		opt := func(v *float64) string {
+			if v == nil {
+				return "-"
+			}
+			return budgetLeft(*v)
+		}
+		for _, s := range r.Services {
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%s%%\t%d\n", s.Service, slo.FormatDuration(s.Period), s.Volume,
+				opt(s.Availability), opt(s.Latency), pct(s.Errors), s.Tickets)
+		}
+		return tw.Flush()
+	}
+	cmd.AddCommand(list, check, rulesCmd, status, gateCmd, valet)
 	return cmd
 }
 
@@ -172,11 +210,19 @@ func printStatuses(w io.Writer, sts []slo.Status) error {
 			}
 			firing = strings.Join(names, ", ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%%\t%.1f%%\t%.0f\t%s%%\t%s\t%s\t%s\t%s\t%s\n", st.SLO, st.Service, pct(st.Objective),
-			100*st.BudgetRemaining, st.Period.Total, pct(st.Period.ErrorRatio),
+		fmt.Fprintf(tw, "%s\t%s\t%s%%\t%s\t%.0f\t%s%%\t%s\t%s\t%s\t%s\t%s\n", st.SLO, st.Service, pct(st.Objective),
+			budgetLeft(st.BudgetRemaining), st.Period.Total, pct(st.Period.ErrorRatio),
 			or(burn["5m"]), or(burn["1h"]), or(burn["6h"]), or(burn["3d"]), firing)
 	}
 	return tw.Flush()
+}
+
+// budgetLeft is a budget's remaining share, or how many times over it is spent.
+func budgetLeft(v float64) string {
+	if v < 0 {
+		return fmt.Sprintf("0%% (%.1f× spent)", 1-v)
+	}
+	return fmt.Sprintf("%.1f%%", 100*v)
 }
 
 func or(s string) string {
@@ -198,7 +244,7 @@ func printDecision(w io.Writer, d gate.Decision) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSLO\tOBJECTIVE\tBUDGET LEFT\tEVENTS\tFROZEN")
 	for _, b := range d.SLOs {
-		fmt.Fprintf(tw, "%s\t%s%%\t%.1f%%\t%.0f\t%v\n", b.SLO, pct(b.Objective), 100*b.BudgetRemaining, b.Events, b.Frozen)
+		fmt.Fprintf(tw, "%s\t%s%%\t%s\t%.0f\t%v\n", b.SLO, pct(b.Objective), budgetLeft(b.BudgetRemaining), b.Events, b.Frozen)
 	}
 	if len(d.Incidents) > 0 {
 		fmt.Fprintln(tw, "\nINCIDENT\tSLO\tBUDGET SPENT\tPOSTMORTEM\tTITLE")

@@ -91,4 +91,11 @@ func TestSLOGateCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "bff-signup-latency") || !strings.Contains(out, "page 1h/5m") {
 		t.Fatalf("status = %q, %v; want the SLO with its page firing", out, err)
 	}
+	// The page's incident opens after the router's group wait: the ticket shows up then.
+	stacktest.Eventually(t, "valet shows bff overspent with one ticket", func() (bool, string) {
+		out, _, err = execute(append([]string{"slo", "valet", "--service", "bff"}, flags...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return err == nil && len(lines) == 2 && strings.HasPrefix(lines[1], "bff ") && strings.HasSuffix(lines[1], " 1") &&
+			strings.Contains(lines[1], "× spent"), fmt.Sprint(out, err)
+	})
 }

@@ -67,7 +67,12 @@ func sloAlert(a slo.Alert) alert.Alert {
 		Labels: labels,
 		Annotations: map[string]string{"summary": fmt.Sprintf("%s burns its error budget at %.1fx over %s and %s",
 			a.SLO, a.BurnRate, slo.FormatDuration(a.Condition.Long), slo.FormatDuration(a.Condition.Short))},
-		Status: alert.Firing, StartsAt: a.FiredAt,
+		// The burn's start, not the firing: the incident's impact starts there, so its time
+		// to detect (MTTI) is the evaluator's detection time.
+		Status: alert.Firing, StartsAt: a.ImpactStart,
+	}
+	if out.StartsAt.IsZero() {
+		out.StartsAt = a.FiredAt
 	}
 	if a.State == slo.Resolved {
 		out.Status, out.EndsAt = alert.Resolved, a.ResolvedAt
@@ -197,6 +202,7 @@ func (rt *sloRuntime) component(s *Stack) app.Component {
 //	GET /v1/slos/{name}          one SLO's status and spec
 //	GET /v1/gate?service=X       the release gate's decision (allow false: see reasons)
 //	GET /v1/alerts               the evaluator's latest alert transitions
+//	GET /v1/valet?service=X      per service: volume, availability, latency, errors, tickets
 func (rt *sloRuntime) register(srv *kithttp.Server) {
 	kithttp.Route(srv, "GET /v1/slos", func(_ context.Context, in *serviceReq) (*slosResp, error) {
 		out := &slosResp{SLOs: []slo.Status{}}
@@ -235,6 +241,71 @@ func (rt *sloRuntime) register(srv *kithttp.Server) {
 	kithttp.Route(srv, "GET /v1/alerts", func(context.Context, *struct{}) (*alertsResp, error) {
 		return &alertsResp{Events: rt.eval.Events()}, nil
 	})
+	kithttp.Route(srv, "GET /v1/valet", func(ctx context.Context, in *serviceReq) (*valetResp, error) {
+		return rt.valet(ctx, in.service, time.Now())
+	})
+}
+
+// valetRow is one service's VALET dashboard line over its SLO period: Volume (the events
+// its busiest SLO counts), Availability and Latency (the least budget left among its SLOs of
+// each kind), Errors (the highest error ratio of its availability SLOs) and Tickets (the
+// incidents opened for it in the period).
+type valetRow struct {
+	Service      string        `json:"service"`
+	Period       time.Duration `json:"period"`
+	Volume       float64       `json:"volume"`
+	Availability *float64      `json:"availability_budget_left"`
+	Latency      *float64      `json:"latency_budget_left"`
+	Errors       float64       `json:"error_ratio"`
+	Tickets      int           `json:"tickets"`
+}
+
+type valetResp struct {
+	Services []valetRow `json:"services"`
+}
+
+func (rt *sloRuntime) valet(ctx context.Context, service string, now time.Time) (*valetResp, error) {
+	kinds := map[string]slo.Kind{}
+	for _, s := range rt.slos {
+		kinds[s.Name] = s.Indicator.Kind
+	}
+	rows := map[string]*valetRow{}
+	var order []string
+	least := func(p **float64, v float64) {
+		if *p == nil || v < **p {
+			*p = &v
+		}
+	}
+	for _, st := range rt.eval.Statuses() {
+		if service != "" && st.Service != service {
+			continue
+		}
+		r := rows[st.Service]
+		if r == nil {
+			r = &valetRow{Service: st.Service}
+			rows[st.Service] = r
+			order = append(order, st.Service)
+		}
+		r.Period = max(r.Period, st.Period.Window)
+		r.Volume = max(r.Volume, st.Period.Total)
+		if kinds[st.SLO] == slo.Latency {
+			least(&r.Latency, st.BudgetRemaining)
+			continue
+		}
+		least(&r.Availability, st.BudgetRemaining)
+		r.Errors = max(r.Errors, st.Period.ErrorRatio)
+	}
+	out := &valetResp{Services: []valetRow{}}
+	for _, name := range order {
+		r := rows[name]
+		list, err := rt.store.List(ctx, incident.Filter{Service: name, Since: now.Add(-r.Period), Limit: incident.DefaultListLimit})
+		if err != nil {
+			return nil, err
+		}
+		r.Tickets = len(list)
+		out.Services = append(out.Services, *r)
+	}
+	return out, nil
 }
 
 type serviceReq struct{ service string }

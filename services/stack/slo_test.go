@@ -108,6 +108,29 @@ func TestSLOBurnPagesGatesAndSurvivesRestart(t *testing.T) {
 	if r := stacktest.Do(t, "GET", s.SREURL()+"/v1/gate", nil, auth...); r.Status != http.StatusBadRequest {
 		t.Fatalf("gate without a service = %d %s; want 400", r.Status, r.Body)
 	}
+	// Resolved, the incident has spent the budget many times over: the draft says so, the
+	// gate asks for the postmortem, and publishing it leaves only the freeze.
+	for _, step := range []string{"mitigate", "resolve"} {
+		if r := stacktest.Do(t, "POST", s.SREURL()+"/v1/incidents/"+id+"/"+step, nil, auth...); r.Status != 200 {
+			t.Fatalf("%s = %d %s", step, r.Status, r.Body)
+		}
+	}
+	var pm struct{ Markdown string }
+	stacktest.Do(t, "GET", s.SREURL()+"/v1/incidents/"+id+"/postmortem", nil, auth...).JSON(t, &pm)
+	if !strings.Contains(pm.Markdown, "Error budget spent") || !strings.Contains(pm.Markdown, "bff-signup-latency ") {
+		t.Fatalf("postmortem draft does not state the budget spent:\n%s", pm.Markdown)
+	}
+	gate = stacktest.Do(t, "GET", s.SREURL()+"/v1/gate?service=bff", nil, auth...)
+	if !strings.Contains(string(gate.Body), "postmortem "+id+" --publish") {
+		t.Fatalf("gate after the resolution = %s; want it to ask for %s's postmortem", gate.Body, id)
+	}
+	if r := stacktest.Do(t, "PUT", s.SREURL()+"/v1/incidents/"+id+"/postmortem", map[string]string{"author": "ana", "markdown": pm.Markdown}, auth...); r.Status != 200 {
+		t.Fatalf("publish = %d %s", r.Status, r.Body)
+	}
+	gate = stacktest.Do(t, "GET", s.SREURL()+"/v1/gate?service=bff", nil, auth...)
+	if strings.Contains(string(gate.Body), "--publish") || !strings.Contains(string(gate.Body), "frozen") {
+		t.Fatalf("gate after the postmortem = %s; want only the freeze", gate.Body)
+	}
 	before := stacktest.Do(t, "GET", s.SREURL()+"/v1/incidents/"+id+"/timeline", nil, auth...)
 
 	s.Stop()

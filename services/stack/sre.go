@@ -82,7 +82,15 @@ func (s *Stack) buildSRE(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := incident.Open(ctx, db)
+	// The postmortem draft states the budget an incident spent; the evaluator that knows it
+	// is built on the store, so the store asks it through rt once it exists.
+	var rt *sloRuntime
+	store, err := incident.Open(ctx, db, incident.WithImpact(func(inc *incident.Incident) string {
+		if rt == nil {
+			return ""
+		}
+		return gate.ImpactText(rt.eval, inc, time.Now())
+	}))
 	if err != nil {
 		return fmt.Errorf("sre: %w", err)
 	}
@@ -118,15 +126,15 @@ func (s *Stack) buildSRE(ctx context.Context) error {
 	}))
 	pager := incident.NewResponder(store, esc, incident.WithDefaultPolicy(DefaultPolicy), incident.WithDedupKey(sloDedupKey))
 	ticketer := incident.NewResponder(store, esc, incident.WithDefaultPolicy(""), incident.WithDedupKey(sloDedupKey))
-	slos, err := s.buildSLOs(ctx, store, pager, ticketer)
+	rt, err = s.buildSLOs(ctx, store, pager, ticketer)
 	if err != nil {
 		return err
 	}
-	s.components = append(s.components, slos.component(s))
+	s.components = append(s.components, rt.component(s))
 	srv := kithttp.NewServer(SREName, kithttp.Address(cfg.Addr), kithttp.Logger(s.logger),
 		kithttp.Middleware(requireToken(s.cfg.Admin.Token)))
 	incident.Register(srv, store, pager)
-	slos.register(srv)
+	rt.register(srv)
 	kithttp.Route(srv, "GET /v1/oncall", func(_ context.Context, _ *struct{}) (*onCallView, error) {
 		return onCallNow(dir, time.Now())
 	})

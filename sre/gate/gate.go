@@ -25,6 +25,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redline-dev/redline/kit/errs"
@@ -130,8 +131,8 @@ func (p Policy) Decide(ctx context.Context, service string, b Budgets, inc Incid
 			Period: st.Period.Window, Events: st.Period.Total, Frozen: frozen})
 		if frozen {
 			d.Reasons = append(d.Reasons, fmt.Sprintf(
-				"SLO %s has %.1f%% of its error budget left (freeze at %.1f%%): releases are frozen until it recovers; ship only reliability fixes",
-				st.SLO, 100*st.BudgetRemaining, 100*p.FreezeBelow))
+				"SLO %s has %s (freeze at %.1f%% left): releases are frozen until it recovers; ship only reliability fixes",
+				st.SLO, BudgetText(st.BudgetRemaining), 100*p.FreezeBelow))
 		}
 	}
 	if len(mine) == 0 {
@@ -143,21 +144,14 @@ func (p Policy) Decide(ctx context.Context, service string, b Budgets, inc Incid
 		return d, err
 	}
 	for _, in := range list {
-		from, to := in.ImpactStart, now
-		if from.IsZero() {
-			from = in.TriggeredAt
-		}
-		if !in.ResolvedAt.IsZero() {
-			to = in.ResolvedAt
+		spends, err := IncidentSpends(b, &in, now)
+		if err != nil {
+			return d, err
 		}
 		worst := Spend{Incident: in.ID, Title: in.Title, Postmortem: !in.PostmortemAt.IsZero()}
-		for _, st := range mine {
-			spent, err := b.Spent(st.SLO, from, to)
-			if err != nil {
-				return d, err
-			}
-			if spent > worst.Spent {
-				worst.Spent, worst.SLO = spent, st.SLO
+		for _, sp := range spends {
+			if sp.Spent > worst.Spent {
+				worst.Spent, worst.SLO = sp.Spent, sp.SLO
 			}
 		}
 		if worst.Spent <= p.share() {
@@ -172,4 +166,59 @@ func (p Policy) Decide(ctx context.Context, service string, b Budgets, inc Incid
 	}
 	d.Allow = len(d.Reasons) == 0
 	return d, nil
+}
+
+// SLOSpend is the share of one SLO's period budget an incident spent.
+type SLOSpend struct {
+	SLO   string  `json:"slo"`
+	Spent float64 `json:"spent"`
+}
+
+// IncidentSpends measures what an incident spent of each SLO of its service: the bad
+// events from its impact start (or trigger) to its resolution (or now), as a share of each
+// SLO's period budget.
+func IncidentSpends(b Budgets, in *incident.Incident, now time.Time) ([]SLOSpend, error) {
+	from, to := in.ImpactStart, now
+	if from.IsZero() {
+		from = in.TriggeredAt
+	}
+	if !in.ResolvedAt.IsZero() {
+		to = in.ResolvedAt
+	}
+	var out []SLOSpend
+	for _, st := range b.Statuses() {
+		if st.Service != in.Service {
+			continue
+		}
+		spent, err := b.Spent(st.SLO, from, to)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, SLOSpend{SLO: st.SLO, Spent: spent})
+	}
+	return out, nil
+}
+
+// ImpactText says what IncidentSpends measured, for a postmortem draft; "" when the
+// service has no SLO.
+func ImpactText(b Budgets, in *incident.Incident, now time.Time) string {
+	spends, err := IncidentSpends(b, in, now)
+	if err != nil || len(spends) == 0 {
+		return ""
+	}
+	parts := make([]string, len(spends))
+	for i, sp := range spends {
+		parts[i] = fmt.Sprintf("%s %.1f%%", sp.SLO, 100*sp.Spent)
+	}
+	return "Error budget spent from impact start to resolution, as a share of each SLO's period budget (SLO evaluator): " +
+		strings.Join(parts, ", ") + "."
+}
+
+// BudgetText says how much of a budget is left: "72.5% of its error budget left", or once
+// overspent, "spent 3.2× its error budget".
+func BudgetText(remaining float64) string {
+	if remaining >= 0 {
+		return fmt.Sprintf("%.1f%% of its error budget left", 100*remaining)
+	}
+	return fmt.Sprintf("spent %.1f× its error budget", 1-remaining)
 }

@@ -161,7 +161,11 @@ func (s *Store) Postmortem(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return Postmortem(inc, tl, todos), nil
+	impact := ""
+	if s.o.impact != nil {
+		impact = s.o.impact(inc)
+	}
+	return draft(inc, tl, todos, impact), nil
 }
 
 // Postmortem drafts a postmortem in Markdown: the facts (summary, impact with the time of
@@ -169,6 +173,11 @@ func (s *Store) Postmortem(ctx context.Context, id string) (string, error) {
 // what the timeline tells and a prompt for the rest, and the todo list with owners. With no
 // todos it proposes the template's follow-ups, owned by the incident commander.
 func Postmortem(inc *Incident, timeline []Entry, todos []Todo) string {
+	return draft(inc, timeline, todos, "")
+}
+
+// draft is Postmortem with what is known of the impact (WithImpact), "" for nothing.
+func draft(inc *Incident, timeline []Entry, todos []Todo, impact string) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	owner := orDefault(inc.Commander, "unassigned")
@@ -189,7 +198,11 @@ func Postmortem(inc *Incident, timeline []Entry, todos []Todo) string {
 	if !inc.MitigatedAt.IsZero() {
 		p("Users were affected for %s (impact start to mitigation). ", inc.MitigatedAt.Sub(inc.ImpactStart))
 	}
-	p("%d alert(s) fed this incident. Who and how many were affected, and how much error budget it spent: _to fill in._\n\n", inc.AlertCount)
+	if impact != "" {
+		p("%d alert(s) fed this incident. %s Who and how many were affected: _to fill in._\n\n", inc.AlertCount, impact)
+	} else {
+		p("%d alert(s) fed this incident. Who and how many were affected, and how much error budget it spent: _to fill in._\n\n", inc.AlertCount)
+	}
 
 	p("## Timeline\n\n| at (UTC) | kind | actor | what |\n|---|---|---|---|\n")
 	for _, e := range timeline {

@@ -21,8 +21,13 @@ import (
 type Option func(*options)
 
 type options struct {
-	clock clock.Clock
+	clock  clock.Clock
+	impact func(*Incident) string
 }
+
+// WithImpact sets what the postmortem draft says of an incident's measured impact, such as
+// the error budget it spent (the SRE service asks its SLO evaluator); "" says nothing.
+func WithImpact(fn func(*Incident) string) Option { return func(o *options) { o.impact = fn } }
 
 // WithClock sets the time source of every timestamp the store writes. Default clock.Real.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }

@@ -37,6 +37,11 @@ type Alert struct {
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`
 	// BurnRate is the long window's burn rate when the alert fired.
 	BurnRate float64 `json:"burn_rate"`
+	// ImpactStart is when the burn that fired the alert began, to a 5 s bucket: the start
+	// of the run of buckets before FiredAt (within the long window and the last 2 h) whose
+	// error ratio was at or above the alert's threshold. FiredAt − ImpactStart is the time
+	// to detect.
+	ImpactStart time.Time `json:"impact_start"`
 }
 
 // Window is the error ratio of an SLO over one window.
@@ -220,6 +225,28 @@ func (r *ring) sum(from, to int64) (bad, total float64) {
 	return bad, total
 }
 
+// burnStart walks the fine ring back from now over at most w and returns the start of the
+// run of buckets whose error ratio is at least limit; buckets without traffic neither end
+// nor extend the run. A bucket holds the samples taken in it, each counting the interval
+// before it, so the run starts one bucket before its first.
+func (t *tracked) burnStart(now time.Time, w time.Duration, limit float64) time.Time {
+	r := t.levels[0]
+	to := r.slot(now)
+	from := max(to-int64(w)/r.res+1, to-int64(len(r.idx))+1)
+	start := to
+	for i := to; i >= from; i-- {
+		j := int(modPos(i, int64(len(r.idx))))
+		if r.idx[j] != i || r.total[j] <= 0 {
+			continue
+		}
+		if r.bad[j]/r.total[j] < limit {
+			break
+		}
+		start = i
+	}
+	return time.Unix(0, (start-1)*r.res).UTC()
+}
+
 // window sums the last w of t's levels: the current bucket and the ones before it, w/res
 // in all, from the finest ring that spans w.
 func (t *tracked) window(now time.Time, w time.Duration) (bad, total float64) {
@@ -376,7 +403,7 @@ func (e *Evaluator) evaluate(t *tracked, now time.Time) []Alert {
 		switch {
 		case on && cs.firing == nil && now.Sub(cs.since) >= c.For:
 			cs.firing = &Alert{SLO: s.Name, Service: s.Service, Severity: c.Severity, Condition: c,
-				State: Firing, FiredAt: now, BurnRate: ratio(lb, lt) / s.Budget()}
+				State: Firing, FiredAt: now, BurnRate: ratio(lb, lt) / s.Budget(), ImpactStart: t.burnStart(now, c.Long, limit)}
 			changed = append(changed, *cs.firing)
 		case !on && cs.firing != nil:
 			a := *cs.firing

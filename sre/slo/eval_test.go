@@ -103,9 +103,14 @@ func TestFullOutagePages(t *testing.T) {
 			if st := s.status(); len(st.Firing) != 0 || st.BudgetRemaining != 1 {
 				t.Fatalf("before the outage: firing %v, budget %v; want none, 1", st.Firing, st.BudgetRemaining)
 			}
+			outage := s.clk.Now()
 			got := s.run(time.Hour, fineRes, 100, 100, func() bool { return firing(s.status(), Page) })
 			if lo, hi := tc.want*9/10, tc.want*11/10; got < lo || got > hi {
 				t.Fatalf("paged after %v; want %v ±10%% [%v, %v]", got, tc.want, lo, hi)
+			}
+			// The page knows when the burn began: the outage's start, to one bucket.
+			if a := s.status().Firing[0]; !a.ImpactStart.Equal(outage) {
+				t.Fatalf("impact start = %v; want the outage's start %v (fired %v)", a.ImpactStart, outage, a.FiredAt)
 			}
 		})
 	}
