@@ -126,7 +126,7 @@ graph, notes with tags, likes, products with stock), logging its progress; log i
 			so = &opts
 		}
 		return run(cmd, *path, nil, func(w io.Writer, s *stack.Stack) {
-			fmt.Fprintf(w, "redline is up\n  BFF (public API)  %s/v1\n  admin             %s  (/readyz /metrics /state /config)\n  dashboard         %s/\n  SRE API           %s/v1  (incidents, Alertmanager webhook, on-call)\n  stop with Ctrl-C\n",
+			fmt.Fprintf(w, "redline is up\n  BFF (public API)  %s/v1\n  admin             %s  (/readyz /metrics /state /config)\n  dashboard         %s/\n  SRE API           %s/v1  (SLOs, release gate, incidents, Alertmanager webhook, on-call)\n  stop with Ctrl-C\n",
 				s.BFFURL(), s.AdminURL(), s.AdminURL(), s.SREURL())
 		}, so)
 	}

@@ -249,7 +249,7 @@ func printDecision(w io.Writer, d gate.Decision) {
 	if len(d.Incidents) > 0 {
 		fmt.Fprintln(tw, "\nINCIDENT\tSLO\tBUDGET SPENT\tPOSTMORTEM\tTITLE")
 		for _, in := range d.Incidents {
-			fmt.Fprintf(tw, "%s\t%s\t%.1f%%\t%v\t%s\n", in.Incident, in.SLO, 100*in.Spent, in.Postmortem, in.Title)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", in.Incident, in.SLO, gate.ShareText(in.Spent), in.Postmortem, in.Title)
 		}
 	}
 	tw.Flush()

@@ -160,8 +160,8 @@ func (p Policy) Decide(ctx context.Context, service string, b Budgets, inc Incid
 		d.Incidents = append(d.Incidents, worst)
 		if !worst.Postmortem {
 			d.Reasons = append(d.Reasons, fmt.Sprintf(
-				"incident %s spent %.1f%% of SLO %s's budget (over %.0f%%) and has no postmortem: publish it with `redline incident postmortem %s --publish FILE`",
-				in.ID, 100*worst.Spent, worst.SLO, 100*p.share(), in.ID))
+				"incident %s spent %s of SLO %s's budget (over %.0f%%) and has no postmortem: publish it with `redline incident postmortem %s --publish FILE`",
+				in.ID, ShareText(worst.Spent), worst.SLO, 100*p.share(), in.ID))
 		}
 	}
 	d.Allow = len(d.Reasons) == 0
@@ -208,7 +208,7 @@ func ImpactText(b Budgets, in *incident.Incident, now time.Time) string {
 	}
 	parts := make([]string, len(spends))
 	for i, sp := range spends {
-		parts[i] = fmt.Sprintf("%s %.1f%%", sp.SLO, 100*sp.Spent)
+		parts[i] = sp.SLO + " " + ShareText(sp.Spent)
 	}
 	return "Error budget spent from impact start to resolution, as a share of each SLO's period budget (SLO evaluator): " +
 		strings.Join(parts, ", ") + "."
@@ -221,4 +221,12 @@ func BudgetText(remaining float64) string {
 		return fmt.Sprintf("%.1f%% of its error budget left", 100*remaining)
 	}
 	return fmt.Sprintf("spent %.1f× its error budget", 1-remaining)
+}
+
+// ShareText says a share of a budget: "29.6%", or from one whole budget up, "3.2×".
+func ShareText(v float64) string {
+	if v < 1 {
+		return fmt.Sprintf("%.1f%%", 100*v)
+	}
+	return fmt.Sprintf("%.1f×", v)
 }
