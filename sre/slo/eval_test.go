@@ -2,9 +2,12 @@ package slo
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redline-dev/redline/ha/clock"
 )
@@ -284,5 +287,44 @@ func TestNotify(t *testing.T) {
 	}
 	if !paged {
 		t.Fatalf("notified %+v; want the 1h page among them", got)
+	}
+}
+
+// BenchmarkSample is the evaluator's periodic cost: one gather of a registry holding the
+// RED series of 13 services (6 routes, 3 codes, 2 lanes each) and the update of the 26
+// default SLOs, as `redline up` does every 5 s.
+func BenchmarkSample(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	labels := []string{"service", "route", "method", "code", "lane"}
+	req := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redline_grpc_server_requests_total"}, labels)
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "redline_grpc_server_duration_seconds",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, labels)
+	reg.MustRegister(req, dur)
+	slos := Defaults()
+	for _, s := range slos {
+		for r := range 6 {
+			route := fmt.Sprintf("/%s.v1.X/Method%d", s.Service, r)
+			if r < len(s.Indicator.Routes) {
+				route = s.Indicator.Routes[r]
+			}
+			for _, code := range []string{"OK", "Internal", "NotFound"} {
+				for _, lane := range []string{"", "stress-1"} {
+					req.WithLabelValues(s.Service, route, "POST", code, lane).Add(100)
+					dur.WithLabelValues(s.Service, route, "POST", code, lane).Observe(0.01)
+				}
+			}
+		}
+	}
+	clk := clock.NewFake(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))
+	e, err := NewEvaluator(slos, WithClock(clk))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		clk.Advance(fineRes)
+		if err := e.Sample(reg); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
