@@ -111,6 +111,7 @@ func TestFullOutagePages(t *testing.T) {
 			if lo, hi := tc.want*9/10, tc.want*11/10; got < lo || got > hi {
 				t.Fatalf("paged after %v; want %v ±10%% [%v, %v]", got, tc.want, lo, hi)
 			}
+			t.Logf("full outage against %v over %s paged after %v (workbook %v)", tc.objective, FormatDuration(tc.period), got, tc.want)
 			// The page knows when the burn began: the outage's start, to one bucket.
 			if a := s.status().Firing[0]; !a.ImpactStart.Equal(outage) {
 				t.Fatalf("impact start = %v; want the outage's start %v (fired %v)", a.ImpactStart, outage, a.FiredAt)
