@@ -66,7 +66,8 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzDecodeCallback:./services/payment/provider FuzzDecodeCharge:./services/payment/provider \
 	FuzzVerify:./services/payment/provider FuzzVerify:./stress/lane FuzzParse:./stress/scenario \
 	FuzzParseMetrics:./stress/capacity FuzzBusinessSeries:./cmd/redline \
-	FuzzDecodeWebhook:./sre/alert FuzzParseMatchers:./sre/alert FuzzParseSeverity:./sre/incident FuzzParse:./sre/slo
+	FuzzDecodeWebhook:./sre/alert FuzzParseMatchers:./sre/alert FuzzParseSeverity:./sre/incident FuzzParse:./sre/slo \
+	FuzzParseSpec:./chaos/faults
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \

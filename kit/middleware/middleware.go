@@ -3,6 +3,9 @@
 //
 // A middleware learns where it runs from Info in the context: the transport kind, the side,
 // the service and the operation (the gRPC full method, or the HTTP route pattern).
+//
+// Fault is the transports' fault-injection hook (kit/fault), innermost in their default
+// chains.
 package middleware
 
 import (
@@ -81,11 +84,34 @@ type Info struct {
 	Next Handler
 }
 
-type infoKey struct{}
+type (
+	infoKey       struct{}
+	serverInfoKey struct{}
+)
+
+// infoCtx carries an Info. Besides the Info itself (infoKey) it answers serverInfoKey with
+// the innermost server-side Info, so a client's Fault learns which service's request a call
+// is made for, although the client's own Info hides the server's.
+type infoCtx struct {
+	context.Context
+	info *Info
+}
+
+func (c *infoCtx) Value(key any) any {
+	switch key.(type) {
+	case infoKey:
+		return c.info
+	case serverInfoKey:
+		if c.info != nil && c.info.Side == Server {
+			return c.info
+		}
+	}
+	return c.Context.Value(key)
+}
 
 // NewContext returns ctx carrying info.
 func NewContext(ctx context.Context, info *Info) context.Context {
-	return context.WithValue(ctx, infoKey{}, info)
+	return &infoCtx{ctx, info}
 }
 
 // FromContext returns the Info in ctx, or nil.

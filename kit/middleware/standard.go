@@ -26,12 +26,19 @@ import (
 )
 
 // Recovery turns a panic in the handler into an Internal error with reason PANIC and logs
-// the stack, so one bad request never takes the process down.
+// the stack, so one bad request never takes the process down. On an HTTP server a panic
+// with http.ErrAbortHandler goes on to net/http, which drops the connection without an
+// answer, as that sentinel asks.
 func Recovery(logger *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, req any) (resp any, err error) {
 			defer func() {
 				if p := recover(); p != nil {
+					if p == http.ErrAbortHandler {
+						if info := FromContext(ctx); info != nil && info.Kind == HTTP && info.Side == Server {
+							panic(p)
+						}
+					}
 					buf := make([]byte, 16<<10)
 					buf = buf[:runtime.Stack(buf, false)]
 					logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(buf))
@@ -345,13 +352,15 @@ func Deadline(cfg DeadlineConfig) Middleware {
 }
 
 // ServerDefaults is the default server chain, outermost first: recovery, metadata and
-// request id, tracing, logging, metrics, deadline.
+// request id, tracing, logging, metrics, deadline. The transports follow it with the HA
+// parts and then Fault, innermost.
 func ServerDefaults(logger *slog.Logger, dl DeadlineConfig) []Middleware {
 	return []Middleware{Recovery(logger), Metadata(), Tracing(), Logging(logger), Metrics(), Deadline(dl)}
 }
 
 // ClientDefaults is the default client chain, outermost first: metadata and request id,
-// tracing, logging of failures, metrics, deadline.
+// tracing, logging of failures, metrics, deadline. The transports follow it with the HA
+// parts and then Fault, innermost.
 func ClientDefaults(logger *slog.Logger, dl DeadlineConfig) []Middleware {
 	return []Middleware{Metadata(), Tracing(), Logging(logger), Metrics(), Deadline(dl)}
 }

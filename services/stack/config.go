@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redline-dev/redline/chaos/faults"
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/ha/quota"
 	"github.com/redline-dev/redline/kit/auth"
@@ -67,6 +68,8 @@ type Config struct {
 	Provider ProviderConfig `koanf:"payprovider"`
 	// Stress configures stress lanes.
 	Stress StressConfig `koanf:"stress"`
+	// Chaos configures fault injection: faults from the config and the admin API.
+	Chaos ChaosConfig `koanf:"chaos"`
 	// Lane makes this process a lane instance (a canary, or a stress-only build): its gRPC
 	// servers register with the registry label lane=<Lane>, so only requests in that lane
 	// reach them, and lane requests for services it does not run fall back to baseline
@@ -272,6 +275,7 @@ func Default() *Config {
 		Provider:       ProviderConfig{Addr: "127.0.0.1:9180", Delay: 50 * time.Millisecond},
 		HA:             ha.Default(),
 		Stress:         StressConfig{Shadow: true},
+		Chaos:          ChaosConfig{Enabled: true, MaxTTL: faults.DefaultMaxTTL},
 		SRE: SREConfig{Addr: "127.0.0.1:9200", OnCall: OnCallConfig{Primary: []string{"oncall-primary"},
 			Secondary: []string{"oncall-secondary"}, Manager: "oncall-manager", Rotation: 7 * 24 * time.Hour, AckTimeout: 5 * time.Minute},
 			EvalInterval: 5 * time.Second},
@@ -325,6 +329,12 @@ func (c *Config) Validate() error {
 	}
 	for i, u := range c.SRE.Scrape {
 		check(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://"), "sre.scrape[%d] %q: want an http(s) URL of a /metrics endpoint", i, u)
+	}
+	check(c.Chaos.MaxTTL > 0, "chaos.max_ttl must be positive")
+	for i, f := range c.Chaos.Faults {
+		if err := f.Validate(); err != nil {
+			problems = append(problems, fmt.Errorf("chaos.faults[%d]: %w", i, err))
+		}
 	}
 	check(c.Lane == "" || meta.ValidLane(c.Lane), "lane %q: 1 to 32 of a-z, 0-9 and -, starting with a letter", c.Lane)
 	check(c.Stress.Key == "" || len(c.Stress.Key) >= lane.MinKeyLen, "stress.key: at least %d bytes", lane.MinKeyLen)

@@ -74,7 +74,7 @@ func (s *Stack) buildUser(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.openCache(ctx)
+	c, err := s.openCache(ctx, user.Name)
 	if err != nil {
 		return err
 	}
@@ -96,11 +96,11 @@ func (s *Stack) buildNote(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	q, err := s.openQueue(ctx, 1)
+	q, err := s.openQueue(ctx, note.Name, 1)
 	if err != nil {
 		return err
 	}
-	c, err := s.openCache(ctx)
+	c, err := s.openCache(ctx, note.Name)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func (s *Stack) buildProduct(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	q, err := s.openQueue(ctx, 1)
+	q, err := s.openQueue(ctx, product.Name, 1)
 	if err != nil {
 		return err
 	}
@@ -302,7 +302,7 @@ func (s *Stack) buildFeed(ctx context.Context) error {
 	}
 	// Fan-out batches form from the events handled at the same moment: its subscription
 	// runs handlers in parallel.
-	q, err := s.openQueue(ctx, 16)
+	q, err := s.openQueue(ctx, feed.Name, 16)
 	if err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func (s *Stack) buildComment(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	q, err := s.openQueue(ctx, 1)
+	q, err := s.openQueue(ctx, comment.Name, 1)
 	if err != nil {
 		return err
 	}
@@ -382,7 +382,7 @@ func (s *Stack) buildSearch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	q, err := s.openQueue(ctx, 1)
+	q, err := s.openQueue(ctx, search.Name, 1)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	quotav1 "github.com/redline-dev/redline/api/quota/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
+	"github.com/redline-dev/redline/chaos/faults"
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/ha/balancer"
 	"github.com/redline-dev/redline/ha/degrade"
@@ -88,8 +89,9 @@ type Stack struct {
 	slow        map[string]time.Duration // per-method budgets above timeouts.internal
 
 	signer   *auth.Signer
-	provider *kithttp.Server // the mock payment provider, when this process runs it
-	lanes    laneSwitches    // stress.kill and stress.kill_services, reloaded live
+	provider *kithttp.Server  // the mock payment provider, when this process runs it
+	lanes    laneSwitches     // stress.kill and stress.kill_services, reloaded live
+	faults   *faults.Registry // chaos.faults and the admin API's, nil when chaos is off
 
 	// shadow is on while a builder builds a service's shadow instance (shadow.go).
 	shadow     bool
@@ -158,6 +160,9 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	s.Admin = admin.New(admin.Address(cfg.Admin.Addr), admin.Token(cfg.Admin.Token))
 	s.components = append(s.components, s.Admin)
 	s.Admin.AddState("ha", s.haState)
+	if err := s.buildChaos(); err != nil {
+		return nil, err
+	}
 
 	if s.reg, err = openRegistry(cfg, logger); err != nil {
 		return nil, err
@@ -227,7 +232,7 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 			return nil, fmt.Errorf("data_dir %s: %w", s.cfg.DataDir, err)
 		}
 	}
-	var opts []sqldb.Option
+	opts := []sqldb.Option{sqldb.WithService(name)}
 	pair := s.dbPairs[name]
 	if s.shadow {
 		// A small pool: stress must not take the connections the baseline needs.
@@ -247,13 +252,13 @@ func (s *Stack) openDB(ctx context.Context, name, dsn string) (*sqldb.DB, error)
 	return db, nil
 }
 
-// openQueue returns a queue of the process whose subscriptions run concurrency handlers at
-// once, connecting (and starting the embedded NATS server) on first use. Queues stop after
-// everything started later, so consumers and relays stop first.
-func (s *Stack) openQueue(ctx context.Context, concurrency int) (mq.Queue, error) {
+// openQueue returns service's view of a queue of the process whose subscriptions run
+// concurrency handlers at once, connecting (and starting the embedded NATS server) on first
+// use. Queues stop after everything started later, so consumers and relays stop first.
+func (s *Stack) openQueue(ctx context.Context, service string, concurrency int) (mq.Queue, error) {
 	key := queueKey{concurrency, s.shadow}
 	if q, ok := s.queues[key]; ok {
-		return q, nil
+		return mq.ForService(q, service), nil
 	}
 	if s.natsURL == "" {
 		s.natsURL = s.cfg.Queue
@@ -282,7 +287,7 @@ func (s *Stack) openQueue(ctx context.Context, concurrency int) (mq.Queue, error
 		s.queues = map[queueKey]mq.Queue{}
 	}
 	s.queues[key] = q
-	return q, nil
+	return mq.ForService(q, service), nil
 }
 
 // shadowMaxConns is the PostgreSQL pool of a shadow database.
@@ -301,17 +306,17 @@ func btoi(b bool) int {
 	return 0
 }
 
-// openCache returns the process's cache, opening it on first use; a shadow instance gets
-// its shadow view.
-func (s *Stack) openCache(ctx context.Context) (cache.Cache, error) {
-	if s.shadow {
-		c, err := s.openBaselineCache(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return cache.Shadow(c), nil
+// openCache returns service's view of the process's cache, opening it on first use; a
+// shadow instance gets its shadow view.
+func (s *Stack) openCache(ctx context.Context, service string) (cache.Cache, error) {
+	c, err := s.openBaselineCache(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return s.openBaselineCache(ctx)
+	if s.shadow {
+		c = cache.Shadow(c)
+	}
+	return cache.ForService(c, service), nil
 }
 
 // cachePrefix is the prefix of keys the services write to the cache's Redis directly.
@@ -447,10 +452,15 @@ func (s *Stack) serveQuota(ctx context.Context) error {
 }
 
 // Apply applies the dynamic keys of a reloaded configuration: the forced degradation
-// switches. (The log level is the caller's: it owns the logger.)
+// switches, the lane kill switches, quota resources and the config's faults. (The log level is the caller's: it owns the logger.)
 func (s *Stack) Apply(next *Config) {
 	s.switches.Set(next.HA.Degrade.Forced)
 	s.lanes.set(next.Stress)
+	if s.faults != nil {
+		if err := s.faults.SetConfig(next.Chaos.Faults); err != nil {
+			s.logger.Warn("chaos.faults not applied", "error", err)
+		}
+	}
 	if s.quotaSvc != nil {
 		if err := s.quotaSvc.SetResources(next.Quota.Resources); err != nil {
 			s.logger.Warn("quota.resources not applied", "error", err)

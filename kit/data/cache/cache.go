@@ -1,5 +1,12 @@
 // Package cache provides a byte-value cache with TTLs behind one small interface, backed by an
 // in-process sharded LRU map (the embedded default) or by Redis.
+//
+// A cache from Open, and its Shadow view, check every operation before it reaches the store:
+// a baseline cache refuses calls in a lane (see Open), then the fault-injection hook
+// (kit/fault) may fail or slow the call with the Point {Kind: cache, Side: client, Service:
+// WithService's or ForService's name, Op: the method in lower case (get, mget, set, setnx,
+// del, ping)}; the error is returned as the call's. With no injector installed the hook
+// costs one atomic load.
 package cache
 
 import (
@@ -66,6 +73,7 @@ type options struct {
 	shards     int
 	janitor    time.Duration
 	prefix     string
+	service    string
 }
 
 func defaultOptions() options {
@@ -98,14 +106,23 @@ func WithJanitorInterval(d time.Duration) Option { return func(o *options) { o.j
 // Default: none.
 func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
 
+// WithService names the service that owns a cache from Open, for the fault-injection hook
+// (kit/fault): its Points carry the name as Service. ForService renames a shared cache's
+// view instead. Default: "".
+func WithService(name string) Option { return func(o *options) { o.service = name } }
+
 // Open opens the cache named by dsn: "memory:" for a NewMemory cache, or a Redis URL
 // (redis://host:port/db, rediss:// for TLS) for a NewRedis cache that Open pings first.
 // The cache it returns is a baseline cache: every call in a lane (kit/meta.Lane) fails
 // with ErrLane. Lane traffic uses Shadow's view of it.
 func Open(ctx context.Context, dsn string, opts ...Option) (Cache, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
 	switch {
 	case dsn == "memory:" || dsn == "memory://":
-		return baseline{NewMemory(opts...)}, nil
+		return baseline{NewMemory(opts...), o.service}, nil
 	case strings.HasPrefix(dsn, "redis://"), strings.HasPrefix(dsn, "rediss://"):
 		r, err := NewRedis(dsn, opts...)
 		if err != nil {
@@ -115,7 +132,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (Cache, error) {
 			r.Close()
 			return nil, err
 		}
-		return baseline{r}, nil
+		return baseline{r, o.service}, nil
 	}
 	return nil, fmt.Errorf("%w: %q (want memory: or redis://)", ErrUnsupportedDSN, redact(dsn))
 }

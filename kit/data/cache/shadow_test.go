@@ -16,7 +16,7 @@ import (
 func TestBaselineRefusesLanes(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			base := baseline{b.open(t).c}
+			base := baseline{Cache: b.open(t).c}
 			sh := Shadow(base)
 			ctx := meta.WithLane(t.Context(), "stress-1")
 			if err := base.Set(t.Context(), "k", []byte("baseline"), time.Minute); err != nil {
@@ -72,7 +72,7 @@ func TestBaselineRefusesLanes(t *testing.T) {
 func TestScanBaseline(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			base := baseline{b.open(t).c}
+			base := baseline{Cache: b.open(t).c}
 			ctx := meta.WithLane(t.Context(), "stress-1")
 			for i, k := range []string{"a", "b", "c"} {
 				if err := base.Set(t.Context(), k, []byte{byte('0' + i)}, time.Minute); err != nil {

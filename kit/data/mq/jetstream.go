@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redline-dev/redline/kit/data/internal/lanes"
+	"github.com/redline-dev/redline/kit/fault"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/trace"
 )
@@ -31,7 +32,10 @@ type JetStream struct {
 	subs   map[*subscription]struct{}
 }
 
-var _ Queue = (*JetStream)(nil)
+var (
+	_ Queue = (*JetStream)(nil)
+	_ Queue = serviceQueue{}
+)
 
 // Open connects to the NATS server at url (nats://host:port) and creates or updates the
 // queue's stream, which holds every subject under the prefix. See Shadow for lanes.
@@ -114,6 +118,11 @@ func (q *JetStream) isClosed() bool {
 
 // Publish implements Queue.
 func (q *JetStream) Publish(ctx context.Context, subject string, data []byte) error {
+	return q.publish(ctx, q.o.service, subject, data)
+}
+
+// publish is Publish with service in the fault Point.
+func (q *JetStream) publish(ctx context.Context, service, subject string, data []byte) error {
 	if !validSubject(subject, false) {
 		return fmt.Errorf("%w: subject %q", ErrInvalidName, subject)
 	}
@@ -126,6 +135,12 @@ func (q *JetStream) Publish(ctx context.Context, subject string, data []byte) er
 	case !q.o.shadow && lane != "":
 		lanes.Refused("mq")
 		return ErrLane
+	}
+	switch err := inject(ctx, service, subject); {
+	case errors.Is(err, fault.ErrDrop):
+		return nil // lost on the way: the publisher believes it was stored
+	case err != nil:
+		return fmt.Errorf("mq: publish %s: %w", subject, err)
 	}
 	carrier := meta.MapCarrier{}
 	meta.Inject(ctx, carrier)
@@ -144,6 +159,11 @@ func (q *JetStream) Publish(ctx context.Context, subject string, data []byte) er
 // Subscribe implements Queue. The durable consumer is created, or updated to this queue's
 // options, on the server.
 func (q *JetStream) Subscribe(ctx context.Context, subject, durable string, h Handler) (Subscription, error) {
+	return q.subscribe(ctx, q.o.service, subject, durable, h)
+}
+
+// subscribe is Subscribe with service in the fault Points of the deliveries.
+func (q *JetStream) subscribe(ctx context.Context, service, subject, durable string, h Handler) (Subscription, error) {
 	if !validSubject(subject, true) {
 		return nil, fmt.Errorf("%w: subject %q", ErrInvalidName, subject)
 	}
@@ -169,7 +189,7 @@ func (q *JetStream) Subscribe(ctx context.Context, subject, durable string, h Ha
 	if err != nil {
 		return nil, fmt.Errorf("mq: consume %s on %s: %w", durable, subject, err)
 	}
-	s := &subscription{q: q, it: it, h: h, done: make(chan struct{})}
+	s := &subscription{q: q, it: it, h: h, service: service, done: make(chan struct{})}
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -232,9 +252,10 @@ func (q *JetStream) Stats() Stats {
 }
 
 type subscription struct {
-	q  *JetStream
-	it jetstream.MessagesContext
-	h  Handler
+	q       *JetStream
+	it      jetstream.MessagesContext
+	h       Handler
+	service string // in the fault Points of deliveries
 
 	wg   sync.WaitGroup // the workers
 	done chan struct{}  // closed when every worker has returned
@@ -310,11 +331,18 @@ func (s *subscription) handle(msg jetstream.Msg) {
 	ctx := meta.NewContext(context.Background(), md)
 	ctx = trace.Extract(ctx, carrier)
 	ctx, cancel := context.WithTimeout(ctx, q.o.ackWait)
-	err := call(ctx, s.h, Message{
-		Subject: strings.TrimPrefix(msg.Subject(), q.o.prefix+"."),
-		Data:    msg.Data(),
-		Header:  header,
-	})
+	subject := strings.TrimPrefix(msg.Subject(), q.o.prefix+".")
+	// An injected fault stands for the delivery failing on its way to the handler: a drop
+	// loses the message (acked, never handled); an error is a failed handling.
+	err := inject(ctx, s.service, subject)
+	if errors.Is(err, fault.ErrDrop) {
+		cancel()
+		_ = msg.Ack()
+		return
+	}
+	if err == nil {
+		err = call(ctx, s.h, Message{Subject: subject, Data: msg.Data(), Header: header})
+	}
 	cancel()
 	// Ack, Nak and Term are best effort: if one is lost, the ack wait redelivers the message.
 	if err == nil {
@@ -354,3 +382,40 @@ func backoff(base, limit time.Duration, delivered uint64) time.Duration {
 	}
 	return min(d, limit)
 }
+
+// inject asks the fault-injection hook about one publish or delivery on subject.
+func inject(ctx context.Context, service, subject string) error {
+	return fault.Inject(ctx, fault.Point{Kind: fault.Queue, Side: fault.Client, Service: service, Op: subject})
+}
+
+// ForService returns q as the queue of service, for a queue that several services of one
+// process share: the same connection and stream, with the fault Points of its publishes
+// and of its subscriptions' deliveries naming service. Close of the view is a no-op: the
+// queue's owner closes it. A Queue other than a *JetStream or such a view is returned as is.
+func ForService(q Queue, service string) Queue {
+	switch v := q.(type) {
+	case *JetStream:
+		return serviceQueue{v, service}
+	case serviceQueue:
+		return serviceQueue{v.q, service}
+	}
+	return q
+}
+
+type serviceQueue struct {
+	q       *JetStream
+	service string
+}
+
+func (v serviceQueue) Publish(ctx context.Context, subject string, data []byte) error {
+	return v.q.publish(ctx, v.service, subject, data)
+}
+
+func (v serviceQueue) Subscribe(ctx context.Context, subject, durable string, h Handler) (Subscription, error) {
+	return v.q.subscribe(ctx, v.service, subject, durable, h)
+}
+
+func (v serviceQueue) Ping(ctx context.Context) error { return v.q.Ping(ctx) }
+
+// Close is a no-op: the view shares the queue, which its owner closes.
+func (v serviceQueue) Close() error { return nil }

@@ -1,6 +1,15 @@
 // Package mq provides an at-least-once message queue on NATS JetStream, carrying request
 // metadata (kit/meta) and trace context (kit/trace) from publisher to handler, and an
 // embedded NATS server for running without one.
+//
+// Every publish and every delivery passes, after the lane check (see Shadow), the
+// fault-injection hook (kit/fault) with the Point {Kind: queue, Side: client, Service:
+// WithService's or ForService's name, Op: the subject without the queue's prefix}. On
+// Publish, fault.ErrDrop loses the message (Publish returns nil, nothing is stored) and
+// another error is returned. On delivery, fault.ErrDrop acks the message without calling the
+// handler, and another error counts as a failed handling: the message is delivered again
+// after the backoff, or terminated after the max deliveries. With no injector installed the
+// hook costs one atomic load.
 package mq
 
 import (
@@ -74,6 +83,7 @@ type options struct {
 	concurrency int
 	maxAge      time.Duration
 	shadow      bool
+	service     string
 }
 
 func defaultOptions() options {
@@ -124,6 +134,11 @@ func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n
 // redline_lane_baseline_refused_total{client="mq"}).
 func Shadow() Option { return func(o *options) { o.shadow = true } }
 
+// WithService names the service that owns the queue, for the fault-injection hook
+// (kit/fault): its Points carry the name as Service. ForService names a shared queue's view
+// instead. Default: "".
+func WithService(name string) Option { return func(o *options) { o.service = name } }
+
 // WithMaxAge sets how long the stream keeps messages, handled or not. Default: 72h.
 func WithMaxAge(d time.Duration) Option { return func(o *options) { o.maxAge = d } }
 
@@ -131,7 +146,7 @@ func WithMaxAge(d time.Duration) Option { return func(o *options) { o.maxAge = d
 type Stats struct {
 	Published  uint64 // messages stored by the server
 	Handled    uint64 // handler calls that returned nil; the message was acked
-	Failed     uint64 // handler calls that returned an error or panicked
+	Failed     uint64 // handler calls that returned an error or panicked, and injected delivery faults
 	Terminated uint64 // messages given up on after the max deliveries
 }
 

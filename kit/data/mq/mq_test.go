@@ -255,18 +255,7 @@ func TestRedelivery(t *testing.T) {
 				})
 				publish(t, t.Context(), q, "order.created", "o1")
 				waitFor(t, fmt.Sprintf("stats %+v", tt.want), func() bool { return q.Stats() == tt.want })
-				// The server has nothing left to deliver, so the count is final.
-				waitFor(t, "an idle consumer", func() bool {
-					cons, err := q.js.Consumer(t.Context(), q.o.stream, "worker")
-					if err != nil {
-						t.Fatal(err)
-					}
-					info, err := cons.Info(t.Context())
-					if err != nil {
-						t.Fatal(err)
-					}
-					return info.NumAckPending == 0 && info.NumPending == 0
-				})
+				idle(t, q, "worker") // the server has nothing left to deliver: the count is final
 				if got := int(calls.Load()); got != tt.wantCalls {
 					t.Fatalf("handler calls = %d; want %d", got, tt.wantCalls)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/redline-dev/redline/kit/data/internal/lanes"
+	"github.com/redline-dev/redline/kit/fault"
 	"github.com/redline-dev/redline/kit/meta"
 )
 
@@ -64,29 +66,54 @@ func shadowSchema(cfg *pgx.ConnConfig, o options) (string, error) {
 	return name, nil
 }
 
-// guard returns the pool a call in ctx may use: db's own, or, for a lane on a baseline DB,
-// one that fails every call with ErrLane.
-func (db *DB) guard(ctx context.Context) *sql.DB {
+// The Op of each kind of call in its fault Point.
+const (
+	opQuery = "query"
+	opExec  = "exec"
+	opBegin = "begin"
+)
+
+// check runs before every call in ctx: a lane on a baseline DB fails with ErrLane, then the
+// fault-injection hook may fail the call (or slow it) as op.
+func (db *DB) check(ctx context.Context, op string) error {
 	if !db.shadow && meta.Lane(ctx) != "" {
 		lanes.Refused("sql")
-		return refused()
+		return ErrLane
 	}
-	return db.db
+	return fault.Inject(ctx, fault.Point{Kind: fault.SQL, Side: fault.Client, Service: db.service, Op: op})
 }
 
-// refused returns a pool whose every call fails with ErrLane, so even QueryRowContext,
-// which cannot return an error itself, reports it from Scan. It is made on first use: it
-// runs a goroutine, and only a bug ever needs it.
-var refused = sync.OnceValue(func() *sql.DB { return sql.OpenDB(refuseConnector{}) })
+// failedRow returns a row whose Scan returns err, for QueryRowContext, which cannot return
+// an error itself: it queries a pool whose connector fails with the error carried by the
+// ctx. The ctx loses its cancellation so that database/sql reports err, not ctx.Err().
+func failedRow(ctx context.Context, err error) *sql.Row {
+	return failing().QueryRowContext(context.WithValue(context.WithoutCancel(ctx), failKey{}, err), "")
+}
 
-type refuseConnector struct{}
+type failKey struct{}
 
-func (refuseConnector) Connect(context.Context) (driver.Conn, error) { return nil, ErrLane }
-func (refuseConnector) Driver() driver.Driver                        { return refuseDriver{} }
+// errFailed is what the failing pool returns without an error in its ctx (its connection
+// opener, which never runs since the pool never waits for a connection).
+var errFailed = errors.New("sqldb: call failed before reaching the database")
 
-type refuseDriver struct{}
+// failing returns the pool behind failedRow. It is made on first use: it runs a goroutine,
+// and only a refused or faulted call ever needs it.
+var failing = sync.OnceValue(func() *sql.DB { return sql.OpenDB(failConnector{}) })
 
-func (refuseDriver) Open(string) (driver.Conn, error) { return nil, ErrLane }
+type failConnector struct{}
+
+func (failConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if err, ok := ctx.Value(failKey{}).(error); ok {
+		return nil, err
+	}
+	return nil, errFailed
+}
+
+func (failConnector) Driver() driver.Driver { return failDriver{} }
+
+type failDriver struct{}
+
+func (failDriver) Open(string) (driver.Conn, error) { return nil, errFailed }
 
 // Column is one column of a table, as CompareSchemas sees it.
 type Column struct {

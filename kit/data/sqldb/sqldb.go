@@ -26,6 +26,15 @@
 // On PostgreSQL, WithSchema gives the DB its own schema (created if missing) by setting
 // search_path on every connection; tests and shadow data use it.
 //
+// # Per-call checks
+//
+// Every call (ExecContext, QueryContext, QueryRowContext, InTx's begin and the same calls on
+// a Tx) passes one check before it reaches the database, in this order: the lane check
+// below, then the fault-injection hook (kit/fault) with the Point {Kind: sql, Side: client,
+// Service: WithService's name, Op: query, exec or begin}. Either error is returned as the
+// call's error (from Scan for QueryRowContext); the SQL text never goes into the Point.
+// With no injector installed the hook costs one atomic load.
+//
 // # Lanes
 //
 // A DB is a baseline DB unless opened with Shadow, and a baseline DB refuses every call
@@ -81,6 +90,7 @@ type options struct {
 	schema   string
 	maxConns int
 	shadow   bool
+	service  string
 }
 
 // DefaultMaxConns is the PostgreSQL pool size when WithMaxConns is not given.
@@ -99,6 +109,10 @@ func WithMaxConns(n int) Option { return func(o *options) { o.maxConns = n } }
 // option is given for SQLite. Default: the server's search_path.
 func WithSchema(name string) Option { return func(o *options) { o.schema = name } }
 
+// WithService names the service that owns the database, for the fault-injection hook
+// (kit/fault): its Points carry the name as Service. Default: "".
+func WithService(name string) Option { return func(o *options) { o.service = name } }
+
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // DB is a connection pool to one database. It is safe for concurrent use.
@@ -106,6 +120,7 @@ type DB struct {
 	db      *sql.DB
 	dialect string
 	shadow  bool
+	service string
 }
 
 // Open opens and pings the database named by dsn:
@@ -133,7 +148,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db.shadow = o.shadow
+	db.shadow, db.service = o.shadow, o.service
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -247,18 +262,27 @@ func (db *DB) bind(query string) string {
 
 // ExecContext runs a statement that returns no rows.
 func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return db.guard(ctx).ExecContext(ctx, db.bind(query), args...)
+	if err := db.check(ctx, opExec); err != nil {
+		return nil, err
+	}
+	return db.db.ExecContext(ctx, db.bind(query), args...)
 }
 
 // QueryContext runs a query that returns rows; the caller closes them.
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return db.guard(ctx).QueryContext(ctx, db.bind(query), args...)
+	if err := db.check(ctx, opQuery); err != nil {
+		return nil, err
+	}
+	return db.db.QueryContext(ctx, db.bind(query), args...)
 }
 
 // QueryRowContext runs a query expected to return at most one row. Errors, sql.ErrNoRows
 // among them, surface from Scan.
 func (db *DB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return db.guard(ctx).QueryRowContext(ctx, db.bind(query), args...)
+	if err := db.check(ctx, opQuery); err != nil {
+		return failedRow(ctx, err)
+	}
+	return db.db.QueryRowContext(ctx, db.bind(query), args...)
 }
 
 // PingContext checks that the database answers.
@@ -279,7 +303,10 @@ func (db *DB) Stats() sql.DBStats { return db.db.Stats() }
 // the transaction is rolled back and that error is returned as is, so callers can branch on it;
 // when fn panics it is rolled back and the panic continues.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	stx, err := db.guard(ctx).BeginTx(ctx, nil)
+	if err := db.check(ctx, opBegin); err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	stx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}
@@ -306,8 +333,8 @@ func (tx *Tx) Dialect() string { return tx.db.dialect }
 
 // ExecContext runs a statement that returns no rows.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if tx.db.guard(ctx) != tx.db.db {
-		return nil, ErrLane
+	if err := tx.db.check(ctx, opExec); err != nil {
+		return nil, err
 	}
 	return tx.tx.ExecContext(ctx, tx.db.bind(query), args...)
 }
@@ -315,16 +342,16 @@ func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 // QueryContext runs a query that returns rows; the caller closes them before the
 // transaction ends.
 func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if tx.db.guard(ctx) != tx.db.db {
-		return nil, ErrLane
+	if err := tx.db.check(ctx, opQuery); err != nil {
+		return nil, err
 	}
 	return tx.tx.QueryContext(ctx, tx.db.bind(query), args...)
 }
 
 // QueryRowContext runs a query expected to return at most one row.
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if tx.db.guard(ctx) != tx.db.db {
-		return refused().QueryRowContext(ctx, query)
+	if err := tx.db.check(ctx, opQuery); err != nil {
+		return failedRow(ctx, err)
 	}
 	return tx.tx.QueryRowContext(ctx, tx.db.bind(query), args...)
 }

@@ -14,7 +14,8 @@ import (
 	"github.com/redline-dev/redline/kit/data/internal/testenv"
 )
 
-// The pool that refuses lanes (refused) runs its opener goroutine for the process's life.
+// The pool behind failed QueryRowContext calls (failing) runs its opener goroutine for the
+// process's life.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/ha/balancer"
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/fault"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/middleware"
 	"github.com/redline-dev/redline/kit/registry"
@@ -69,7 +70,7 @@ func ClientMiddleware(ms ...middleware.Middleware) ClientOption {
 // client builds its own from ha.Default().
 func ClientHA(h *ha.Client) ClientOption { return func(o *clientOptions) { o.ha = h } }
 
-// ClientWithoutDefaults drops the default client chain, HA included.
+// ClientWithoutDefaults drops the default client chain, HA and the fault hook included.
 func ClientWithoutDefaults() ClientOption { return func(o *clientOptions) { o.defaults = false } }
 
 // ClientLane sends every call made without a lane in lane: the clients of a stack's shadow
@@ -117,6 +118,8 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 			o.ha = ha.NewClient(ha.Default(), nil, nil)
 		}
 		ms = append(ms, o.ha.Middleware()...)
+		// Innermost: an injected fault is a failing or slow remote to retries and breakers.
+		ms = append(ms, middleware.Fault(fault.GRPC, fault.Client, ""))
 	}
 	c.chain = middleware.Chain(append(ms, o.extra...)...)
 	c.service, c.lane = service, o.lane

@@ -2,6 +2,11 @@
 // chain (kit/middleware) with the default server or client chain first, carry kit/meta and
 // W3C trace context in gRPC metadata, and let grpc-go carry the deadline as grpc-timeout.
 // Clients resolve targets through a kit/registry.
+//
+// The default chains end in the HA parts and then middleware.Fault, the fault-injection
+// hook (kit/fault): an injected error is a failing handler on a server and a failing
+// remote on a client (an abort is returned as the Unavailable error it is). With no
+// injector installed the hook costs one atomic load per call.
 package grpc
 
 import (
@@ -20,6 +25,7 @@ import (
 
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/fault"
 	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/middleware"
 )
@@ -77,8 +83,8 @@ func Middleware(ms ...middleware.Middleware) ServerOption {
 // Without this option the server builds its own from ha.Default() and closes it at Stop.
 func HA(h *ha.Server) ServerOption { return func(o *serverOptions) { o.ha = h } }
 
-// WithoutDefaults drops the default chain, HA included; only Middleware options apply.
-// For benchmarks and tests of the chain itself.
+// WithoutDefaults drops the default chain, HA and the fault hook included; only Middleware
+// options apply. For benchmarks and tests of the chain itself.
 func WithoutDefaults() ServerOption { return func(o *serverOptions) { o.defaults = false } }
 
 // GRPCOptions passes options to grpc.NewServer.
@@ -106,6 +112,8 @@ func NewServer(name string, opts ...ServerOption) *Server {
 		if h != nil {
 			ms = append(ms, h.Middleware()...)
 		}
+		// Innermost: an injected fault is a failing or slow handler to everything above.
+		ms = append(ms, middleware.Fault(fault.GRPC, fault.Server, name))
 	}
 	ms = append(ms, o.extra...)
 	s.chain = middleware.Chain(ms...)(func(ctx context.Context, req any) (any, error) {

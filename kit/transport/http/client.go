@@ -15,6 +15,7 @@ import (
 
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/fault"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/middleware"
 )
@@ -77,6 +78,8 @@ func NewClient(service, base string, opts ...ClientOption) *Client {
 			o.ha = ha.NewClient(ha.Default(), nil, nil)
 		}
 		ms = append(ms, o.ha.Middleware()...)
+		// Innermost: an injected fault is a failing or slow remote to retries and breakers.
+		ms = append(ms, middleware.Fault(fault.HTTP, fault.Client, ""))
 	}
 	return &Client{base: strings.TrimRight(base, "/"), service: service, hc: o.hc,
 		chain: middleware.Chain(append(ms, o.extra...)...)}

@@ -2,6 +2,11 @@
 // middleware chain (kit/middleware) behind the default server chain; the caller's deadline
 // crosses the hop in the X-Redline-Timeout header; errors render as the errs JSON body.
 //
+// The default chains end in the HA parts and then middleware.Fault, the fault-injection
+// hook (kit/fault): an injected error is a failing handler on a server and a failing
+// remote on a client, and an abort injected at a server drops the connection unanswered.
+// With no injector installed the hook costs one atomic load per request.
+//
 // Request bodies are size-limited and decoded strictly: malformed JSON, unknown fields,
 // trailing data and oversized bodies are refused with 400 and a reason before the handler
 // runs, so a bad request never half-applies a write.
@@ -25,6 +30,7 @@ import (
 
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/fault"
 	"github.com/redline-dev/redline/kit/internal/serve"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/kit/metric"
@@ -87,7 +93,7 @@ func Middleware(ms ...middleware.Middleware) ServerOption {
 // Without this option the server builds its own from ha.Default() and closes it at Stop.
 func HA(h *ha.Server) ServerOption { return func(o *serverOptions) { o.ha = h } }
 
-// WithoutDefaults drops the default chain, HA included.
+// WithoutDefaults drops the default chain, HA and the fault hook included.
 func WithoutDefaults() ServerOption { return func(o *serverOptions) { o.defaults = false } }
 
 // MaxBody sets the request body limit in bytes; the default is DefaultMaxBody.
@@ -170,6 +176,8 @@ func NewServer(name string, opts ...ServerOption) *Server {
 		if h != nil {
 			s.base = append(s.base, h.Middleware()...)
 		}
+		// Innermost: an injected fault is a failing or slow handler to everything above.
+		s.base = append(s.base, middleware.Fault(fault.HTTP, fault.Server, name))
 	}
 	s.base = append(s.base, o.extra...)
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
@@ -321,6 +329,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = rt.h(middleware.NewContext(r.Context(), info), r)
 	}
 	if err != nil {
+		if middleware.Aborted(err) {
+			// An abort injected at this server: the chain saw a failed request; the caller
+			// sees the connection drop with no answer. net/http closes the connection (or
+			// resets the HTTP/2 stream) and logs nothing for this panic.
+			panic(http.ErrAbortHandler)
+		}
 		if rt.s.o.edge {
 			err = errs.From(err).Public()
 		}
