@@ -18,10 +18,21 @@ import (
 	"github.com/redline-dev/redline/sre/incident"
 )
 
-// sreClient calls the SRE API of a running `redline up` or `redline serve sre`.
+// sreClient calls the SRE API of a running `redline up` or `redline serve sre`, or with
+// name and flag set, another JSON API of it (the admin endpoint).
 type sreClient struct {
 	base, token string
 	hc          *http.Client
+	// name and flag say in errors what was called and which flag sets its address
+	// (default "SRE API" and --sre).
+	name, flag string
+}
+
+func (c *sreClient) label() (name, flag string) {
+	if c.name == "" {
+		return "SRE API", "--sre"
+	}
+	return c.name, c.flag
 }
 
 // sreFlags adds --sre and --token, defaulting from the config (sre.addr, admin.token).
@@ -66,12 +77,14 @@ func (c *sreClient) do(ctx context.Context, method, path string, body, out any) 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("SRE API %s: %w (is `redline up` running? --sre sets the address)", c.base, err)
+		name, flag := c.label()
+		return fmt.Errorf("%s %s: %w (is `redline up` running? %s sets the address)", name, c.base, err, flag)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("SRE API %s %s: %s %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
+		name, _ := c.label()
+		return fmt.Errorf("%s %s %s: %s %s", name, method, path, resp.Status, strings.TrimSpace(string(raw)))
 	}
 	if out == nil {
 		return nil
@@ -270,18 +283,25 @@ publication goes into the incident's timeline.
 
 // readPostmortem reads the file to publish; "-" is stdin.
 func readPostmortem(cmd *cobra.Command, name string) (string, error) {
+	b, err := readInput(cmd, "--publish", name)
+	return string(b), err
+}
+
+// readInput reads the file a flag names, or standard input for "-"; a file that cannot be
+// read is a usage error naming the flag.
+func readInput(cmd *cobra.Command, flag, name string) ([]byte, error) {
 	if name == "-" {
 		b, err := io.ReadAll(cmd.InOrStdin())
 		if err != nil {
-			return "", fmt.Errorf("--publish -: read stdin: %w", err)
+			return nil, fmt.Errorf("%s -: read stdin: %w", flag, err)
 		}
-		return string(b), nil
+		return b, nil
 	}
 	b, err := os.ReadFile(name)
 	if err != nil {
-		return "", usageError{fmt.Errorf("--publish: %w", err)}
+		return nil, usageError{fmt.Errorf("%s: %w", flag, err)}
 	}
-	return string(b), nil
+	return b, nil
 }
 
 func newOncall() *cobra.Command {
