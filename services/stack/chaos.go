@@ -20,6 +20,8 @@ type ChaosConfig struct {
 	Faults []faults.Spec `koanf:"faults" dynamic:"true"`
 	// MaxTTL bounds the life of every fault (default 1h).
 	MaxTTL time.Duration `koanf:"max_ttl"`
+	// Net configures network faults: proxies in front of servers and stores (netfault.go).
+	Net NetConfig `koanf:"net"`
 }
 
 // buildChaos makes the fault registry, serves it on the admin endpoint (/chaos/faults,

@@ -275,7 +275,7 @@ func Default() *Config {
 		Provider:       ProviderConfig{Addr: "127.0.0.1:9180", Delay: 50 * time.Millisecond},
 		HA:             ha.Default(),
 		Stress:         StressConfig{Shadow: true},
-		Chaos:          ChaosConfig{Enabled: true, MaxTTL: faults.DefaultMaxTTL},
+		Chaos:          ChaosConfig{Enabled: true, MaxTTL: faults.DefaultMaxTTL, Net: NetConfig{Dependencies: true}},
 		SRE: SREConfig{Addr: "127.0.0.1:9200", OnCall: OnCallConfig{Primary: []string{"oncall-primary"},
 			Secondary: []string{"oncall-secondary"}, Manager: "oncall-manager", Rotation: 7 * 24 * time.Hour, AckTimeout: 5 * time.Minute},
 			EvalInterval: 5 * time.Second},

@@ -19,6 +19,7 @@ import (
 	quotav1 "github.com/redline-dev/redline/api/quota/v1"
 	userv1 "github.com/redline-dev/redline/api/user/v1"
 	"github.com/redline-dev/redline/chaos/faults"
+	"github.com/redline-dev/redline/chaos/netfault"
 	"github.com/redline-dev/redline/ha"
 	"github.com/redline-dev/redline/ha/balancer"
 	"github.com/redline-dev/redline/ha/degrade"
@@ -93,6 +94,8 @@ type Stack struct {
 	lanes    laneSwitches     // stress.kill and stress.kill_services, reloaded live
 	faults   *faults.Registry // chaos.faults and the admin API's, nil when chaos is off
 
+	netFaults *netfault.Proxies // chaos.net's proxies, nil when off (netfault.go)
+
 	// shadow is on while a builder builds a service's shadow instance (shadow.go).
 	shadow     bool
 	serving    []app.Component    // the service's gRPC server and registration, held back
@@ -161,6 +164,9 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, services ...stri
 	s.components = append(s.components, s.Admin)
 	s.Admin.AddState("ha", s.haState)
 	if err := s.buildChaos(); err != nil {
+		return nil, err
+	}
+	if err := s.buildNetFault(); err != nil {
 		return nil, err
 	}
 
@@ -380,8 +386,10 @@ func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (
 	// Held back until the service's shadow instance is built too (New), so the server starts
 	// after, and stops before, everything both instances serve from.
 	s.serving = append(s.serving, srv, app.Hook(name+" registration",
-		func(ctx context.Context) error {
-			node.Addr = srv.Endpoint()
+		func(ctx context.Context) (err error) {
+			if node.Addr, err = s.netAddr(name, srv.Endpoint()); err != nil { // a chaos.net proxy's, when on
+				return err
+			}
 			return s.reg.Register(ctx, node)
 		},
 		func(ctx context.Context) error { return s.reg.Deregister(ctx, node) }))
