@@ -111,7 +111,14 @@ turns false, in-flight requests finish, then the servers stop.
 
 --seed loads a demo data set once everything listens (users with a long-tailed follower
 graph, notes with tags, likes, products with stock), logging its progress; log in as
-` + seed.DemoUser + ` / ` + seed.DemoPassword + ` to see a populated feed. It runs once per data dir.`,
+` + seed.DemoUser + ` / ` + seed.DemoPassword + ` to see a populated feed. It runs once per data dir.
+
+--procs runs each service as its own ` + "`redline serve`" + ` process instead, under a supervisor
+that starts again whatever dies and injects process faults (` + "`redline proc`" + `: kill -9,
+stop, start, pause, resume, restart). It needs registry: etcd://... and queue: nats://...
+(scripts/services.sh starts both); admin.addr serves the supervisor's /chaos/procs and a
+/readyz that is ready when every process is, and each process gets an admin address of
+its own.`,
 		Args: cobra.NoArgs,
 	}
 	path := configFlags(cmd.Flags())
@@ -120,7 +127,11 @@ graph, notes with tags, likes, products with stock), logging its progress; log i
 	cmd.Flags().IntVar(&opts.Users, "seed-users", 200, "users to seed")
 	cmd.Flags().IntVar(&opts.Notes, "seed-notes", 1200, "notes to seed")
 	cmd.Flags().IntVar(&opts.Products, "seed-products", 40, "products to seed")
+	procsMode := cmd.Flags().Bool("procs", false, "run each service in its own process under a supervisor (needs etcd and NATS; see redline proc)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *procsMode {
+			return runProcs(cmd, *path, *doSeed)
+		}
 		var so *seed.Options
 		if *doSeed {
 			so = &opts
