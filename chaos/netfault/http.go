@@ -1,11 +1,8 @@
 package netfault
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 
-	"github.com/redline-dev/redline/kit/errs"
 	kithttp "github.com/redline-dev/redline/kit/transport/http"
 )
 
@@ -50,7 +47,7 @@ func (p *Proxies) Register(mux Mux) {
 	}))
 	mux.Handle("POST /chaos/net/proxies/{name}/disable", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var s OutageSpec
-		if err := decodeOptional(req.Body, &s); err != nil {
+		if err := kithttp.DecodeOptionalJSON(req.Body, MaxBody, &s); err != nil {
 			kithttp.WriteError(w, err)
 			return
 		}
@@ -79,15 +76,3 @@ func (p *Proxies) Register(mux Mux) {
 	}))
 }
 
-// decodeOptional decodes a JSON body into dst strictly, leaving it zero when the body is
-// empty.
-func decodeOptional(body io.Reader, dst any) error {
-	b, err := io.ReadAll(io.LimitReader(body, MaxBody+1))
-	if err != nil {
-		return errs.InvalidArgument(errs.ReasonBadJSON, "request body: %v", err)
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil
-	}
-	return kithttp.DecodeJSON(bytes.NewReader(b), MaxBody, dst)
-}

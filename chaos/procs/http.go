@@ -1,7 +1,6 @@
 package procs
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"time"
@@ -61,7 +60,7 @@ func (s *Supervisor) serveAction(name, action string, body io.Reader) (Info, err
 	switch action {
 	case "kill":
 		var req KillRequest
-		if err := decodeOptional(body, &req); err != nil {
+		if err := kithttp.DecodeOptionalJSON(body, MaxBody, &req); err != nil {
 			return Info{}, err
 		}
 		d, err := parseDuration("restart_after", req.RestartAfter)
@@ -71,7 +70,7 @@ func (s *Supervisor) serveAction(name, action string, body io.Reader) (Info, err
 		return s.Kill(name, d)
 	case "pause":
 		var req PauseRequest
-		if err := decodeOptional(body, &req); err != nil {
+		if err := kithttp.DecodeOptionalJSON(body, MaxBody, &req); err != nil {
 			return Info{}, err
 		}
 		d, err := parseDuration("for", req.For)
@@ -84,23 +83,12 @@ func (s *Supervisor) serveAction(name, action string, body io.Reader) (Info, err
 	if do == nil {
 		return Info{}, errs.NotFound(ReasonNotFound, "no action %q: kill, stop, start, pause, resume or restart", action)
 	}
-	if err := decodeOptional(body, &struct{}{}); err != nil {
+	if err := kithttp.DecodeOptionalJSON(body, MaxBody, &struct{}{}); err != nil {
 		return Info{}, err
 	}
 	return do(name)
 }
 
-// decodeOptional decodes a JSON object into dst; an empty body leaves dst as it is.
-func decodeOptional(body io.Reader, dst any) error {
-	b, err := io.ReadAll(io.LimitReader(body, MaxBody+1))
-	if err != nil {
-		return errs.InvalidArgument(errs.ReasonBadJSON, "request body: %v", err)
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil
-	}
-	return kithttp.DecodeJSON(bytes.NewReader(b), MaxBody, dst)
-}
 
 // parseDuration parses field's value; empty is 0.
 func parseDuration(field, v string) (time.Duration, error) {

@@ -13,6 +13,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -375,6 +376,19 @@ func ParseTimeout(v string) (time.Duration, error) {
 		return -1, nil
 	}
 	return d, nil
+}
+
+// DecodeOptionalJSON is DecodeJSON for a body that may be left out: an empty (or blank)
+// body leaves dst as it is.
+func DecodeOptionalJSON(body io.Reader, max int64, dst any) error {
+	b, err := io.ReadAll(io.LimitReader(body, max+1))
+	if err != nil {
+		return errs.InvalidArgument(errs.ReasonBadJSON, "request body: %v", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	return DecodeJSON(bytes.NewReader(b), max, dst)
 }
 
 // DecodeJSON decodes exactly one JSON value from body into dst, refusing bodies over max
