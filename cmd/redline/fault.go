@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -36,24 +35,7 @@ removes itself.
 A lane-scoped fault (--lane NAME) touches only that lane's traffic; --lane baseline only
 traffic without a lane; no --lane, all traffic.`,
 	}
-	admin := cmd.PersistentFlags().String("admin", "", "the admin endpoint (default http://<admin.addr> from the config)")
-	token := cmd.PersistentFlags().String("token", "", "the admin token (default admin.token from the config)")
-	path := cmd.PersistentFlags().String("config", "", "YAML config file (admin.addr, admin.token)")
-	client := func() (*sreClient, error) {
-		cfg, err := loadStackConfig(*path)
-		if err != nil {
-			return nil, err
-		}
-		c := &sreClient{base: "http://" + cfg.Admin.Addr, token: cfg.Admin.Token, hc: &http.Client{Timeout: 10 * time.Second},
-			name: "admin endpoint", flag: "--admin"}
-		if *admin != "" {
-			c.base = strings.TrimSuffix(*admin, "/")
-		}
-		if *token != "" {
-			c.token = *token
-		}
-		return c, nil
-	}
+	client := adminFlags(cmd, "admin endpoint")
 
 	add := &cobra.Command{Use: "add", Short: "Add a fault (flags, or --file with a JSON spec)", Args: cobra.NoArgs}
 	var spec faults.Spec

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -34,24 +33,7 @@ exits unexpectedly (after a backoff from 100ms doubling to 5s).
 
 Names are the services: ` + strings.Join(stack.Services, ", ") + `.`,
 	}
-	addr := cmd.PersistentFlags().String("admin", "", "the supervisor's admin endpoint (default http://<admin.addr> from the config)")
-	token := cmd.PersistentFlags().String("token", "", "the admin token (default admin.token from the config)")
-	path := cmd.PersistentFlags().String("config", "", "YAML config file (admin.addr, admin.token)")
-	client := func() (*sreClient, error) {
-		cfg, err := loadStackConfig(*path)
-		if err != nil {
-			return nil, err
-		}
-		c := &sreClient{base: "http://" + cfg.Admin.Addr, token: cfg.Admin.Token, hc: &http.Client{Timeout: 10 * time.Second},
-			name: "supervisor", flag: "--admin"}
-		if *addr != "" {
-			c.base = strings.TrimSuffix(*addr, "/")
-		}
-		if *token != "" {
-			c.token = *token
-		}
-		return c, nil
-	}
+	client := adminFlags(cmd, "supervisor")
 
 	list := &cobra.Command{Use: "list", Short: "Every process: pid, state, restarts, crashes, last exit", Args: cobra.NoArgs}
 	list.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -18,36 +18,33 @@ import (
 	"github.com/redline-dev/redline/sre/incident"
 )
 
-// sreClient calls the SRE API of a running `redline up` or `redline serve sre`, or with
-// name and flag set, another JSON API of it (the admin endpoint).
-type sreClient struct {
+// apiClient calls a JSON API of a running redline: its SRE API or its admin endpoint.
+type apiClient struct {
 	base, token string
 	hc          *http.Client
-	// name and flag say in errors what was called and which flag sets its address
-	// (default "SRE API" and --sre).
+	// name and flag say in errors what was called and which flag sets its address.
 	name, flag string
 }
 
-func (c *sreClient) label() (name, flag string) {
-	if c.name == "" {
-		return "SRE API", "--sre"
-	}
-	return c.name, c.flag
-}
+// sreClient is the SRE API's client.
+type sreClient = apiClient
 
-// sreFlags adds --sre and --token, defaulting from the config (sre.addr, admin.token).
-func sreFlags(cmd *cobra.Command) func() (*sreClient, error) {
-	addr := cmd.PersistentFlags().String("sre", "", "the SRE API (default http://<sre.addr> from the config)")
+// apiFlags adds --<flag>, --token and --config to cmd and returns the client they make: the
+// address defaults to addr of the config, the token to admin.token. name says in errors
+// what is called ("SRE API", "admin endpoint").
+func apiFlags(cmd *cobra.Command, flag, name string, addr func(*stack.Config) string, key string) func() (*apiClient, error) {
+	base := cmd.PersistentFlags().String(flag, "", "the "+name+" (default http://<"+key+"> from the config)")
 	token := cmd.PersistentFlags().String("token", "", "the admin token (default admin.token from the config)")
-	path := cmd.PersistentFlags().String("config", "", "YAML config file (sre.addr, admin.token)")
-	return func() (*sreClient, error) {
+	path := cmd.PersistentFlags().String("config", "", "YAML config file ("+key+", admin.token)")
+	return func() (*apiClient, error) {
 		cfg, err := loadStackConfig(*path)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, err
 		}
-		c := &sreClient{base: "http://" + cfg.SRE.Addr, token: cfg.Admin.Token, hc: &http.Client{Timeout: 10 * time.Second}}
-		if *addr != "" {
-			c.base = strings.TrimSuffix(*addr, "/")
+		c := &apiClient{base: "http://" + addr(cfg), token: cfg.Admin.Token, hc: &http.Client{Timeout: 10 * time.Second},
+			name: name, flag: "--" + flag}
+		if *base != "" {
+			c.base = strings.TrimSuffix(*base, "/")
 		}
 		if *token != "" {
 			c.token = *token
@@ -56,7 +53,25 @@ func sreFlags(cmd *cobra.Command) func() (*sreClient, error) {
 	}
 }
 
-func (c *sreClient) do(ctx context.Context, method, path string, body, out any) error {
+// sreFlags adds --sre, --token and --config for the SRE API (sre.addr).
+func sreFlags(cmd *cobra.Command) func() (*apiClient, error) {
+	return apiFlags(cmd, "sre", "SRE API", func(c *stack.Config) string { return c.SRE.Addr }, "sre.addr")
+}
+
+// adminFlags adds --admin, --token and --config for the admin endpoint (admin.addr); name
+// says what serves it ("admin endpoint", "supervisor").
+func adminFlags(cmd *cobra.Command, name string) func() (*apiClient, error) {
+	return apiFlags(cmd, "admin", name, func(c *stack.Config) string { return c.Admin.Addr }, "admin.addr")
+}
+
+func (c *apiClient) label() (name, flag string) {
+	if c.name == "" {
+		return "SRE API", "--sre"
+	}
+	return c.name, c.flag
+}
+
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
