@@ -67,7 +67,7 @@ FUZZ_TARGETS := FuzzBFFRoutes:./services/bff FuzzDecodeJSON:./kit/transport/http
 	FuzzVerify:./services/payment/provider FuzzVerify:./stress/lane FuzzParse:./stress/scenario \
 	FuzzParseMetrics:./stress/capacity FuzzBusinessSeries:./cmd/redline \
 	FuzzDecodeWebhook:./sre/alert FuzzParseMatchers:./sre/alert FuzzParseSeverity:./sre/incident FuzzParse:./sre/slo \
-	FuzzParseSpec:./chaos/faults FuzzParseToxic:./chaos/netfault
+	FuzzParseSpec:./chaos/faults FuzzParseToxic:./chaos/netfault FuzzParse:./chaos/drill
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*}"; \

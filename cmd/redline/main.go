@@ -57,6 +57,6 @@ Configuration comes from --config FILE (YAML), REDLINE_* environment variables
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUp(), newServe(), newQuota(), newStress(), newFault(), newSLO(), newIncident(), newOncall(), newProc())
+	root.AddCommand(newUp(), newServe(), newQuota(), newStress(), newFault(), newSLO(), newIncident(), newOncall(), newProc(), newDrill())
 	return root
 }

@@ -32,6 +32,13 @@ type axis struct {
 	log   bool
 	min   float64 // the lowest value shown (ignored when it exceeds the data's)
 	ticks []tick
+	spans []span // x axis only: stretches shaded, or instants marked, behind the lines
+}
+
+// span is a shaded stretch [from, to] of the x axis, or a vertical line when to == from.
+type span struct {
+	from, to     float64
+	label, color string
 }
 
 type tick struct {
@@ -64,6 +71,9 @@ func plot(title string, xa, ya axis, lines []line) template.HTML {
 	}
 	if n := len(xa.ticks); n > 0 { // explicit ticks span the axis
 		xmin, xmax = math.Min(xmin, xa.ticks[0].v), math.Max(xmax, xa.ticks[n-1].v)
+	}
+	for _, s := range xa.spans {
+		xmin, xmax = math.Min(xmin, s.from), math.Max(xmax, s.to)
 	}
 	if xmax == xmin {
 		xmax = xmin + 1
@@ -117,6 +127,39 @@ func plot(title string, xa, ya axis, lines []line) template.HTML {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="axis" text-anchor="middle">%s</text>`, padL+innerW/2, plotH-6, html.EscapeString(xa.label))
 	fmt.Fprintf(&b, `<text x="14" y="%d" class="axis" text-anchor="middle" transform="rotate(-90 14 %d)">%s</text>`,
 		padT+innerH/2, padT+innerH/2, html.EscapeString(ya.label))
+
+	// Spans, behind the lines; each label at the top of its span, inside the frame, in the
+	// first of three rows where it does not run into the label before it.
+	var rowEnd [3]float64
+	for _, s := range xa.spans {
+		x0, x1 := px(s.from), px(math.Max(s.to, s.from))
+		if x1-x0 < 0.5 {
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="1.5" stroke-dasharray="4 3"/>`,
+				x0, padT, x0, padT+innerH, s.color)
+		} else {
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" fill-opacity="0.14"/>`, x0, padT, x1-x0, innerH, s.color)
+		}
+		if s.label != "" {
+			w := 6.5 * float64(len([]rune(s.label)))
+			tx, anchor, start := x0+3, "start", x0
+			if tx+w > padL+innerW { // it would run past the frame: end it at the span instead
+				tx, anchor, start = x0-3, "end", x0-6-w
+			}
+			row := 0
+			for r := range rowEnd {
+				if rowEnd[r] <= start {
+					row = r
+					break
+				}
+				if rowEnd[r] < rowEnd[row] {
+					row = r
+				}
+			}
+			rowEnd[row] = start + w + 6
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" class="tick" text-anchor="%s" style="fill:%s">%s</text>`,
+				tx, padT+12+12*row, anchor, s.color, html.EscapeString(s.label))
+		}
+	}
 
 	// The lines, then the legend.
 	for _, l := range lines {

@@ -1,0 +1,491 @@
+package drill
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/redline-dev/redline/chaos/faults"
+	"github.com/redline-dev/redline/kit/fault"
+	"github.com/redline-dev/redline/kit/log"
+	"github.com/redline-dev/redline/kit/metric"
+	"github.com/redline-dev/redline/stress/scenario"
+)
+
+// fakeStack is a BFF route, an admin endpoint (/metrics and a real fault registry's
+// /chaos/faults) and an SRE API, in memory: the whole drill runs in a synctest bubble, on
+// its fake clock, with no network.
+type fakeStack struct {
+	t    *testing.T
+	reg  *faults.Registry
+	mux  *http.ServeMux
+	reqs *prometheus.CounterVec
+	dur  *prometheus.HistogramVec
+	slow prometheus.Counter
+
+	// sticky makes the BFF fail from the first fault it meets until the end: a system
+	// that does not recover.
+	sticky, broken atomic.Bool
+	// blindOnFault makes /metrics fail while a fault is active.
+	blindOnFault atomic.Bool
+	// bffCalls counts BFF requests; adminCalls admin and SRE requests.
+	bffCalls, adminCalls atomic.Int64
+
+	mu       sync.Mutex
+	incident []map[string]any // bodies posted to the SRE API, in order, with "path"
+}
+
+func newFakeStack(t *testing.T, opts ...faults.Option) *fakeStack {
+	s := &fakeStack{t: t, mux: http.NewServeMux(),
+		reg: faults.New(append([]faults.Option{faults.WithLogger(log.Discard())}, opts...)...)}
+	prom := prometheus.NewRegistry()
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "redline_http_server_requests_total"},
+		[]string{"service", "route", "method", "code", "lane"})
+	s.dur = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "redline_http_server_duration_seconds", Buckets: metric.Buckets},
+		[]string{"service", "route", "method", "code", "lane"})
+	s.slow = prometheus.NewCounter(prometheus.CounterOpts{Name: "fake_slow_requests_total"})
+	prom.MustRegister(s.reqs, s.dur, s.slow)
+	s.reg.Register(s.mux)
+	metrics := promhttp.HandlerFor(prom, promhttp.HandlerOpts{})
+	s.mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.adminCalls.Add(1)
+		if s.blindOnFault.Load() && len(s.reg.List()) > 0 {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		metrics.ServeHTTP(w, r)
+	}))
+	s.mux.HandleFunc("GET /v1/explore", func(w http.ResponseWriter, r *http.Request) {
+		s.bffCalls.Add(1)
+		start := time.Now()
+		err := s.reg.Inject(r.Context(), fault.Point{Kind: fault.HTTP, Side: fault.Server, Service: "bff", Op: "GET /v1/explore"})
+		if err != nil && s.sticky.Load() {
+			s.broken.Store(true)
+		}
+		code := http.StatusOK
+		if err != nil || s.broken.Load() {
+			code = http.StatusServiceUnavailable
+		}
+		el := time.Since(start)
+		if el > 10*time.Millisecond {
+			s.slow.Inc()
+		}
+		lv := []string{"bff", "GET /v1/explore", "GET", strconv.Itoa(code), ""}
+		s.reqs.WithLabelValues(lv...).Inc()
+		s.dur.WithLabelValues(lv...).Observe(el.Seconds())
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, `{"notes":[]}`)
+	})
+	s.mux.HandleFunc("POST /v1/incidents/", s.sre)
+	s.mux.HandleFunc("POST /v1/incidents", s.sre)
+	return s
+}
+
+// sre records what the drill posts to the SRE API and answers an incident with id "inc-1".
+func (s *fakeStack) sre(w http.ResponseWriter, r *http.Request) {
+	s.adminCalls.Add(1)
+	body := map[string]any{}
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	body["path"] = r.URL.Path
+	s.mu.Lock()
+	s.incident = append(s.incident, body)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"id":"inc-1","title":"t","state":"triggered"}`)
+}
+
+func (s *fakeStack) posted() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.incident...)
+}
+
+// RoundTrip serves req in memory.
+func (s *fakeStack) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	s.mux.ServeHTTP(rec, req)
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}
+
+func (s *fakeStack) env(progress io.Writer) Env {
+	return Env{BFF: "http://bff.test", Admin: "http://admin.test", SRE: "http://sre.test",
+		Client: &http.Client{Transport: s, Timeout: 10 * time.Second}, Progress: progress, RunID: "drtest"}
+}
+
+// testDrill parses y with the explore scenario.
+func testDrill(t *testing.T, y string) *Drill {
+	t.Helper()
+	d, err := Parse("t.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Scenario, err = scenario.Parse("explore.yaml", []byte(exploreScenario), scenario.Routes(scenario.RedNoteRoutes)); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+const guardDrill = `name: explore-down
+steady_state:
+  window: 2s
+  slis: [{name: bff-errors, service: bff, routes: ["GET /v1/explore"], max_error_ratio: 0.01}]
+load: {scenario: explore, rate: 20, duration: 8s}
+faults:
+  - {at: 2s, for: 4s, spec: {service: bff, kind: http, side: server, op: GET /v1/explore, type: error, code: 503}}
+guard_interval: 500ms
+rollback_check: 0s
+`
+
+// TestGuardAbortsWithinOneInterval: an error fault breaks the SLI; the first guard sample
+// after the fault breaches its abort bound (5 × 1%), and at that sample the load is
+// canceled and every fault cleared, including one the drill did not add.
+func TestGuardAbortsWithinOneInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		var out bytes.Buffer
+		d := testDrill(t, guardDrill)
+		rep, err := Run(t.Context(), d, s.env(&out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(out.String())
+		if rep.Verdict != Aborted {
+			t.Fatalf("verdict %s (%s); want aborted", rep.Verdict, rep.Reason)
+		}
+		ab := rep.Guard.Abort
+		if ab == nil || ab.SLI != "bff-errors" || ab.Bound != 0.05 || ab.Observed <= 0.05 || !strings.Contains(rep.Reason, "bff-errors") {
+			t.Fatalf("abort = %+v, reason %q; want bff-errors beyond 5%%", ab, rep.Reason)
+		}
+		var added time.Time
+		for _, f := range rep.Faults {
+			if f.Phase == PhaseExperiment {
+				added = f.AddedAt
+				if f.RemovedBy != "guard" || !f.RemovedAt.Equal(ab.ActedAt) {
+					t.Errorf("fault %+v; want removed by the guard at %v", f, ab.ActedAt)
+				}
+			}
+		}
+		// The SLI crossed its abort bound between the last sample within it and the
+		// breaching one, one interval apart; the guard acted at that sample, the first
+		// beyond the bound.
+		iv := d.GuardInterval
+		if ab.LastOKAt.IsZero() || !ab.LastOKAt.Before(ab.BreachAt) || ab.BreachAt.Sub(ab.LastOKAt) > iv {
+			t.Errorf("last ok sample %v, breach %v; want consecutive samples, %v apart", ab.LastOKAt, ab.BreachAt, iv)
+		}
+		if ab.ActedAt.Before(ab.BreachAt) || ab.ActedAt.Sub(ab.BreachAt) > iv {
+			t.Errorf("breach %v, acted %v; want the action within %v of the breach", ab.BreachAt, ab.ActedAt, iv)
+		}
+		if added.IsZero() || ab.BreachAt.Before(added) || ab.BreachAt.Sub(added) > 2*iv {
+			t.Errorf("fault added at %v, breach at %v; want the breach within two intervals (%v)", added, ab.BreachAt, iv)
+		}
+		breachT := ab.BreachAt.Sub(rep.Started).Seconds()
+		for _, p := range rep.SLIs[0].Points {
+			if p.V > ab.Bound && p.T < breachT-0.0005 {
+				t.Errorf("the SLI was %v > %v at %.3fs, before the guard acted on the sample at %.3fs", p.V, ab.Bound, p.T, breachT)
+			}
+		}
+		if n := len(s.reg.List()); n != 0 {
+			t.Errorf("%d faults active after the abort", n)
+		}
+		if l := rep.Load; l == nil || l.Stopped != "canceled" || l.Started >= uint64(l.Planned) {
+			t.Errorf("load %+v; want it canceled before its %d planned iterations", l, l.Planned)
+		}
+		if p := rep.Phases[len(rep.Phases)-1]; p.Name != PhaseAfter || !p.Pass {
+			t.Errorf("last phase %+v; want the steady state back after the abort", p)
+		}
+	})
+}
+
+// TestGuardClearsEveryFault: DELETE /chaos/faults is the big red button: a fault someone
+// else set goes too.
+func TestGuardClearsEveryFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		d := testDrill(t, guardDrill)
+		// A fault of another drill, on a route this one does not touch; it would outlive
+		// this test by an hour.
+		if _, err := s.reg.Add(faults.Spec{Type: faults.TypeAbort, Service: "search", TTL: "1h"}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(t.Context(), d, s.env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != Aborted || rep.Guard.Abort.Cleared != 2 {
+			t.Fatalf("verdict %s, abort %+v; want aborted, 2 faults cleared", rep.Verdict, rep.Guard.Abort)
+		}
+		if n := len(s.reg.List()); n != 0 {
+			t.Errorf("%d faults active after the abort", n)
+		}
+	})
+}
+
+// TestGuardAbortsWhenBlind: the armed guard that cannot read the metrics three times in a
+// row aborts.
+func TestGuardAbortsWhenBlind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		s.blindOnFault.Store(true)
+		d := testDrill(t, strings.Replace(guardDrill, "type: error, code: 503", "type: delay, delay: 1ms", 1))
+		rep, err := Run(t.Context(), d, s.env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != Aborted || !strings.Contains(rep.Reason, "could not read the metrics 3 times") {
+			t.Fatalf("verdict %s (%s); want aborted, blind", rep.Verdict, rep.Reason)
+		}
+		if len(s.reg.List()) != 0 {
+			t.Error("faults left after the abort")
+		}
+	})
+}
+
+const harmlessDrill = `name: explore-slow
+description: A small delay; nothing breaks.
+steady_state:
+  window: 2s
+  slis:
+    - {name: bff-errors, service: bff, routes: ["GET /v1/explore"], max_error_ratio: 0.01}
+    - {name: bff-p99, service: bff, max_p99: 250ms}
+load: {scenario: explore, rate: 20, duration: 6s}
+faults:
+  - {at: 1s, for: 3s, spec: {service: bff, kind: http, side: server, op: GET /v1/explore, type: delay, delay: 20ms}}
+expect:
+  - {sli: bff-errors, during: faults, max_error_ratio: 0.05}
+  - {sli: bff-p99, during: faults}
+  - {metric: fake_slow_requests_total, increases: true, within: 500ms}
+  - {goodput: 0.99}
+guard_interval: 500ms
+rollback_check: 1s
+`
+
+// TestHarmlessFaultPasses: every phase runs and holds, each fault is added and removed on
+// schedule (at is from the experiment's start), each expectation is judged on what was
+// measured, and the drill is on the incident timeline.
+func TestHarmlessFaultPasses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		var out bytes.Buffer
+		rep, err := Run(t.Context(), testDrill(t, harmlessDrill), s.env(&out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Passed() {
+			t.Fatalf("verdict %s: %s\n%s", rep.Verdict, rep.Reason, out.String())
+		}
+		var names []string
+		for _, p := range rep.Phases {
+			names = append(names, p.Name)
+		}
+		if got := strings.Join(names, ","); got != "steady-state,rollback-rehearsal,experiment,after" {
+			t.Errorf("phases %s", got)
+		}
+		exp := rep.Phases[2]
+		if len(rep.Faults) != 2 {
+			t.Fatalf("faults %+v; want one in the rehearsal, one in the experiment", rep.Faults)
+		}
+		f := rep.Faults[1]
+		if f.Phase != PhaseExperiment || f.RemovedBy != "schedule" || f.TTL != "13s" ||
+			f.AddedAt.Sub(exp.Started) < time.Second || f.AddedAt.Sub(exp.Started) > time.Second+10*time.Millisecond ||
+			f.RemovedAt.Sub(f.AddedAt) < 3*time.Second || f.RemovedAt.Sub(f.AddedAt) > 3*time.Second+10*time.Millisecond {
+			t.Errorf("experiment fault %+v, experiment started %v; want added 1s in, removed 3s later, ttl 3s + 10s", f, exp.Started)
+		}
+		if rep.Faults[0].Phase != PhaseRehearsal || rep.Faults[0].RemovedBy != "schedule" || rep.Faults[0].TTL != "11s" {
+			t.Errorf("rehearsal fault %+v", rep.Faults[0])
+		}
+		for _, o := range rep.Expectations {
+			if !o.Pass {
+				t.Errorf("expectation %+v failed", o)
+			}
+		}
+		if p99 := rep.Expectations[1].Value; p99 < 0.02 || p99 > 0.025 {
+			t.Errorf("p99 during a 20ms delay = %v s; want within the 10–25 ms bucket's top", p99)
+		}
+		if n := len(s.reg.List()); n != 0 {
+			t.Errorf("%d faults left", n)
+		}
+		if rep.Guard.Abort != nil || rep.Guard.Checks == 0 {
+			t.Errorf("guard %+v; want armed checks and no abort", rep.Guard)
+		}
+		// The incident: opened SEV4 with no policy, a drill entry per phase and fault,
+		// resolved.
+		posts := s.posted()
+		if len(posts) < 8 {
+			t.Fatalf("SRE API got %d posts: %v", len(posts), posts)
+		}
+		if o := posts[0]; o["path"] != "/v1/incidents" || o["severity"] != "SEV4" || o["policy"] != "" || o["title"] != "drill explore-slow" || o["service"] != "bff" {
+			t.Errorf("open = %v", o)
+		}
+		if last := posts[len(posts)-1]; last["path"] != "/v1/incidents/inc-1/resolve" {
+			t.Errorf("last post = %v; want the resolve", last)
+		}
+		for _, p := range posts[1 : len(posts)-1] {
+			if p["path"] != "/v1/incidents/inc-1/timeline" || p["kind"] != "drill" {
+				t.Errorf("timeline post %v; want kind drill", p)
+			}
+		}
+		if rep.Incident != "inc-1" {
+			t.Errorf("report incident %q", rep.Incident)
+		}
+	})
+}
+
+// TestNotInSteadyStateInjectsNothing: a system already failing is reported as such and no
+// fault is added.
+func TestNotInSteadyStateInjectsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		if _, err := s.reg.Add(faults.Spec{Type: faults.TypeError, Code: "503", Service: "bff", TTL: "1h"}); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(t.Context(), testDrill(t, harmlessDrill), s.env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != NotSteady || len(rep.Faults) != 0 || len(rep.Phases) != 1 || !strings.Contains(rep.Reason, "bff-errors 100.00% > 1.00%") {
+			t.Fatalf("verdict %s (%s), faults %v, phases %d; want not-steady, nothing injected", rep.Verdict, rep.Reason, rep.Faults, len(rep.Phases))
+		}
+		for _, e := range s.reg.Events() {
+			if e.Type == "added" && strings.Contains(e.Description, "explore-slow") {
+				t.Errorf("the drill added a fault: %+v", e)
+			}
+		}
+	})
+}
+
+// TestRollbackFailureStopsBeforeTheExperiment: after the rehearsal's faults are removed the
+// system stays broken, so the experiment never runs.
+func TestRollbackFailureStopsBeforeTheExperiment(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		s.sticky.Store(true)
+		d := testDrill(t, strings.Replace(harmlessDrill, "type: delay, delay: 20ms", "type: error, code: 503", 1))
+		d.Abort.MaxErrorRatio = 1 // the guard stays out of it
+		rep, err := Run(t.Context(), d, s.env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != RollbackFailed || !strings.Contains(rep.Reason, "steady state not back within 1s") {
+			t.Fatalf("verdict %s (%s); want rollback-failed", rep.Verdict, rep.Reason)
+		}
+		for _, p := range rep.Phases {
+			if p.Name == PhaseExperiment {
+				t.Error("the experiment ran")
+			}
+		}
+		if len(s.reg.List()) != 0 {
+			t.Error("faults left")
+		}
+	})
+}
+
+// TestRefusedFaultIsAnError: the admin API refuses a fault (its ttl beyond the registry's
+// max); the drill stops with an error and removes what it added.
+func TestRefusedFaultIsAnError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t, faults.WithMaxTTL(13*time.Second))
+		d := testDrill(t, strings.Replace(harmlessDrill, "rollback_check: 1s", "rollback_check: 0s", 1))
+		d.Faults = append(d.Faults, Fault{At: 2 * time.Second, For: 3 * time.Second, Spec: faults.Spec{Type: faults.TypeAbort, Service: "nobody"}})
+		d.Faults[0].For = 3 * time.Second
+		d.Faults[1].At = 1500 * time.Millisecond
+		d.Faults[1].For = 4 * time.Second // ttl 14s > 13s
+		rep, err := Run(t.Context(), d, s.env(nil))
+		if err == nil || rep == nil || rep.Verdict != Errored || !strings.Contains(err.Error(), "add faults[1]") {
+			t.Fatalf("Run = %v, %+v; want an error adding faults[1]", err, rep)
+		}
+		if len(s.reg.List()) != 0 {
+			t.Errorf("faults left: %+v", s.reg.List())
+		}
+		if rep.Faults[0].RemovedBy != "cleanup" || rep.Faults[1].Error == "" {
+			t.Errorf("faults %+v; want the first removed by the cleanup, the second refused", rep.Faults)
+		}
+	})
+}
+
+// TestRunRefusesBeforeSendingAnything: a bad drill or env is an ErrInvalid, and neither the
+// BFF nor the admin endpoint hears of it.
+func TestRunRefusesBeforeSendingAnything(t *testing.T) {
+	s := newFakeStack(t)
+	for _, tc := range []struct {
+		name string
+		edit func(*Drill, *Env)
+		want string
+	}{
+		{"a lane without a token", func(d *Drill, _ *Env) { d.Load.Lane = "red" }, `load.lane "red" needs a lane token`},
+		{"no admin URL", func(_ *Drill, e *Env) { e.Admin = "" }, `the admin URL "" is not an http(s) URL`},
+		{"a bad SRE URL", func(_ *Drill, e *Env) { e.SRE = "sre:9200" }, `the SRE API URL "sre:9200"`},
+		{"an invalid drill", func(d *Drill, _ *Env) { d.Faults[0].For = time.Hour }, "faults[0]: at 1s + for 1h0m0s ends after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, env := testDrill(t, harmlessDrill), s.env(nil)
+			tc.edit(d, &env)
+			rep, err := Run(context.Background(), d, env)
+			if rep != nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run = %v, %v; want ErrInvalid with %q", rep, err, tc.want)
+			}
+		})
+	}
+	if n, m := s.bffCalls.Load(), s.adminCalls.Load(); n+m != 0 {
+		t.Errorf("%d BFF and %d admin calls; want none", n, m)
+	}
+}
+
+// TestReportFiles: the JSON round-trips and the HTML is self-contained with a plot per SLI,
+// the faults shaded and the abort marked.
+func TestReportFiles(t *testing.T) {
+	var rep *Report
+	synctest.Test(t, func(t *testing.T) {
+		var err error
+		rep, err = Run(t.Context(), testDrill(t, guardDrill), newFakeStack(t).env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	dir := t.TempDir()
+	jsonPath, htmlPath, err := WriteFiles(dir, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := readFile(t, jsonPath)
+	var back Report
+	if err := json.Unmarshal(raw, &back); err != nil || back.Verdict != Aborted || back.Guard.Abort == nil || len(back.SLIs[0].Points) == 0 {
+		t.Fatalf("drill.json = %v, %+v", err, back)
+	}
+	_, page := readFile(t, htmlPath)
+	for _, want := range []string{"<svg", `fill-opacity="0.14"`, ">fault 0</text>", ">abort</text>", "stroke-dasharray", "ABORTED", "bff-errors", "The experiment&#39;s load"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("drill.html lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"<script", "<link", " src=", "url("} {
+		if strings.Contains(page, bad) {
+			t.Errorf("drill.html fetches or runs something: it has %q", bad)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) ([]byte, string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, string(b)
+}
