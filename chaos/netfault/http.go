@@ -75,4 +75,3 @@ func (p *Proxies) Register(mux Mux) {
 		kithttp.WriteJSON(w, http.StatusOK, map[string]int{"removed": removed, "enabled": enabled})
 	}))
 }
-

@@ -89,7 +89,6 @@ func (s *Supervisor) serveAction(name, action string, body io.Reader) (Info, err
 	return do(name)
 }
 
-
 // parseDuration parses field's value; empty is 0.
 func parseDuration(field, v string) (time.Duration, error) {
 	if v == "" {
