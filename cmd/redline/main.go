@@ -48,9 +48,15 @@ history, search, product, inventory, order, payment with a mock provider, a quot
 and a BFF gateway) on its kit, with its HA suite on every server and client.
 
   redline up [--seed]     all services in one process, on embedded stores
+  redline up --procs      one process per service, supervised; redline proc kills and pauses them
   redline serve SERVICE   one service per process, found through etcd
   redline quota status    what the quota service has granted, to whom
+  redline stress          open-model load in a lane, with leak checks and an HTML report
   redline stress token    a signed lane token, for traffic in a stress lane
+  redline fault           in-process faults: delays, errors, aborts, timeouts, drops
+  redline drill FILE      a game day: steady state, load, faults, one guard, a report
+  redline slo             SLOs, budgets, Prometheus rules, the release gate
+  redline incident        incidents, their timeline and postmortems; redline oncall
 
 Configuration comes from --config FILE (YAML), REDLINE_* environment variables
 (REDLINE_SECTION__KEY, e.g. REDLINE_ADMIN__TOKEN) and flags, in rising precedence.`,
