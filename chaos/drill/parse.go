@@ -5,17 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/redline-dev/redline/chaos/faults"
+	"github.com/redline-dev/redline/internal/specyaml"
 	"github.com/redline-dev/redline/sre/slo"
 	"github.com/redline-dev/redline/stress/scenario"
 )
@@ -64,6 +63,8 @@ func (d *Drill) loadScenario() error {
 // the scenario (Load does).
 func Parse(file string, data []byte) (*Drill, error) {
 	p := &parser{file: file, lines: map[string]int{}, failed: map[string]bool{}}
+	p.dec = specyaml.New(file, p.report, specyaml.Durations(parseDuration), specyaml.NullIsAbsent(), specyaml.Lines(p.lines),
+		specyaml.Reasons("want a mapping of fields", "want a single value, not a list or mapping"))
 	d := p.parse(data)
 	if d == nil {
 		return nil, joinErrors(p.errs)
@@ -92,18 +93,25 @@ func Parse(file string, data []byte) (*Drill, error) {
 
 type parser struct {
 	file   string
+	dec    *specyaml.Decoder
 	errs   []*FieldError
 	lines  map[string]int  // field path → line
 	failed map[string]bool // fields already reported, so Validate does not repeat them
 }
 
-func (p *parser) fail(n *yaml.Node, field, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
+// report records one problem and its field, so Validate does not repeat it.
+func (p *parser) report(fe *FieldError) {
+	p.failed[fe.Field] = true
+	p.errs = append(p.errs, fe)
+}
+
+// parseDuration reads a Go duration such as 250ms or 10s.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 250ms or 10s", s)
 	}
-	p.failed[field] = true
-	p.errs = append(p.errs, &FieldError{File: p.file, Line: line, Field: field, Reason: fmt.Sprintf(format, args...)})
+	return d, nil
 }
 
 // covered reports whether field, or a field above or below it, was already reported.
@@ -119,288 +127,144 @@ func (p *parser) covered(field string) bool {
 
 func (p *parser) parse(data []byte) *Drill {
 	if len(data) > MaxBytes {
-		p.fail(nil, "", "larger than %d bytes", MaxBytes)
+		p.dec.Failf(nil, "", "larger than %d bytes", MaxBytes)
 		return nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			p.fail(nil, "", "empty: a drill needs name, steady_state, load and faults")
+			p.dec.Failf(nil, "", "empty: a drill needs name, steady_state, load and faults")
 		} else {
-			p.fail(nil, "", "YAML: %v", strings.TrimPrefix(err.Error(), "yaml: "))
+			p.dec.Failf(nil, "", "YAML: %v", strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		p.fail(&extra, "", "one drill per file: a second YAML document follows")
+		p.dec.Failf(&extra, "", "one drill per file: a second YAML document follows")
 		return nil
 	}
 	if len(doc.Content) == 0 {
-		p.fail(&doc, "", "empty: a drill needs name, steady_state, load and faults")
+		p.dec.Failf(&doc, "", "empty: a drill needs name, steady_state, load and faults")
 		return nil
 	}
-	o := p.mapping(doc.Content[0], "")
+	o := p.dec.Mapping(doc.Content[0], "")
 	if o == nil {
 		return nil
 	}
 	d := &Drill{File: p.file}
-	d.Name = o.str("name")
-	d.Description = o.str("description")
-	if t := o.child("target"); t != nil {
-		d.Target.BFF, d.Target.Admin = t.str("bff"), t.str("admin")
-		t.end()
+	d.Name = o.Str("name", false)
+	d.Description = o.Str("description", false)
+	if t := o.Child("target", false); t != nil {
+		d.Target.BFF, d.Target.Admin = t.Str("bff", false), t.Str("admin", false)
+		t.End()
 	}
-	if ss := o.child("steady_state"); ss != nil {
-		d.SteadyState.Window, _ = ss.duration("window")
-		for i, n := range ss.list("slis") {
-			s := p.mapping(n, fmt.Sprintf("%s[%d]", ss.join("slis"), i))
+	if ss := o.Child("steady_state", false); ss != nil {
+		d.SteadyState.Window, _ = ss.Duration("window", false)
+		for i, n := range ss.List("slis", false) {
+			s := p.dec.Mapping(n, fmt.Sprintf("%s[%d]", ss.Join("slis"), i))
 			if s == nil {
 				continue
 			}
-			sli := SLI{Name: s.str("name"), Service: s.str("service"), Transport: slo.Transport(s.str("transport")),
-				Routes: s.strs("routes"), Lane: s.str("lane")}
-			if s.get("transport") == nil {
+			sli := SLI{Name: s.Str("name", false), Service: s.Str("service", false), Transport: slo.Transport(s.Str("transport", false)),
+				Routes: strs(s, "routes"), Lane: s.Str("lane", false)}
+			if s.Get("transport") == nil {
 				sli.Transport = slo.HTTP
 			}
-			sli.MaxErrorRatio, _ = s.float("max_error_ratio")
-			sli.MaxP99, _ = s.duration("max_p99")
-			s.end()
+			sli.MaxErrorRatio, _ = s.Float("max_error_ratio", false)
+			sli.MaxP99, _ = s.Duration("max_p99", false)
+			s.End()
 			d.SteadyState.SLIs = append(d.SteadyState.SLIs, sli)
 		}
-		ss.end()
+		ss.End()
 	}
-	if l := o.child("load"); l != nil {
-		d.Load.Scenario = l.str("scenario")
-		d.Load.Rate, _ = l.float("rate")
-		d.Load.Duration, _ = l.duration("duration")
-		d.Load.Lane = l.str("lane")
-		l.end()
+	if l := o.Child("load", false); l != nil {
+		d.Load.Scenario = l.Str("scenario", false)
+		d.Load.Rate, _ = l.Float("rate", false)
+		d.Load.Duration, _ = l.Duration("duration", false)
+		d.Load.Lane = l.Str("lane", false)
+		l.End()
 	}
-	for i, n := range o.list("faults") {
-		f := p.mapping(n, fmt.Sprintf("faults[%d]", i))
+	for i, n := range o.List("faults", false) {
+		f := p.dec.Mapping(n, fmt.Sprintf("faults[%d]", i))
 		if f == nil {
 			continue
 		}
 		var fl Fault
-		fl.At, _ = f.duration("at")
-		fl.For, _ = f.duration("for")
-		if n := f.get("spec"); n == nil {
-			p.fail(f.n, f.join("spec"), "required: the fault, as chaos/faults takes it (type, service, kind, ...)")
-		} else if s := p.mapping(n, f.join("spec")); s != nil {
-			fl.Spec = s.spec()
+		fl.At, _ = f.Duration("at", false)
+		fl.For, _ = f.Duration("for", false)
+		if n := f.Get("spec"); n == nil {
+			p.dec.Failf(f.Node(), f.Join("spec"), "required: the fault, as chaos/faults takes it (type, service, kind, ...)")
+		} else if s := p.dec.Mapping(n, f.Join("spec")); s != nil {
+			fl.Spec = faultSpec(s)
 		}
-		f.end()
+		f.End()
 		d.Faults = append(d.Faults, fl)
 	}
-	for i, n := range o.list("expect") {
-		e := p.mapping(n, fmt.Sprintf("expect[%d]", i))
+	for i, n := range o.List("expect", false) {
+		e := p.dec.Mapping(n, fmt.Sprintf("expect[%d]", i))
 		if e == nil {
 			continue
 		}
 		var x Expectation
-		x.SLI, x.During, x.Metric = e.str("sli"), e.str("during"), e.str("metric")
-		x.MaxErrorRatio, _ = e.float("max_error_ratio")
-		x.MaxP99, _ = e.duration("max_p99")
-		x.Labels = e.strMap("labels")
+		x.SLI, x.During, x.Metric = e.Str("sli", false), e.Str("during", false), e.Str("metric", false)
+		x.MaxErrorRatio, _ = e.Float("max_error_ratio", false)
+		x.MaxP99, _ = e.Duration("max_p99", false)
+		x.Labels = strMap(e, "labels")
 		var set bool
-		x.Increases, set = e.boolean("increases")
-		if x.Metric != "" && !set && !p.failed[e.join("increases")] {
-			p.fail(e.n, e.join("increases"), "required for a metric expectation: true (it rises) or false (it stays put)")
+		x.Increases, set = e.Bool("increases")
+		if x.Metric != "" && !set && !p.failed[e.Join("increases")] {
+			p.dec.Failf(e.Node(), e.Join("increases"), "required for a metric expectation: true (it rises) or false (it stays put)")
 		} else if x.Metric == "" && set {
-			p.fail(e.get("increases"), e.join("increases"), "only a metric expectation takes increases")
+			p.dec.Failf(e.Get("increases"), e.Join("increases"), "only a metric expectation takes increases")
 		}
-		x.Within, _ = e.duration("within")
-		x.Goodput, _ = e.float("goodput")
-		e.end()
+		x.Within, _ = e.Duration("within", false)
+		x.Goodput, _ = e.Float("goodput", false)
+		e.End()
 		d.Expect = append(d.Expect, x)
 	}
-	if a := o.child("abort"); a != nil {
-		d.Abort.MaxErrorRatio, _ = a.float("max_error_ratio")
-		d.Abort.MaxP99, _ = a.duration("max_p99")
-		a.end()
+	if a := o.Child("abort", false); a != nil {
+		d.Abort.MaxErrorRatio, _ = a.Float("max_error_ratio", false)
+		d.Abort.MaxP99, _ = a.Duration("max_p99", false)
+		a.End()
 	}
 	var set bool
-	if d.GuardInterval, set = o.duration("guard_interval"); !set {
+	if d.GuardInterval, set = o.Duration("guard_interval", false); !set {
 		d.GuardInterval = DefaultGuardInterval
 	}
-	if d.RollbackCheck, set = o.duration("rollback_check"); !set {
+	if d.RollbackCheck, set = o.Duration("rollback_check", false); !set {
 		d.RollbackCheck = d.SteadyState.Window
 	}
-	o.end()
+	o.End()
 	return d
 }
 
-// spec reads a fault spec; the drill's own validation (faults.Spec.Validate) follows.
-func (o *obj) spec() faults.Spec {
+// faultSpec reads a fault spec; the drill's own validation (faults.Spec.Validate) follows.
+func faultSpec(o *specyaml.Mapping) faults.Spec {
 	var s faults.Spec
 	for k, dst := range map[string]*string{"id": &s.ID, "type": &s.Type, "service": &s.Service, "kind": &s.Kind,
 		"side": &s.Side, "target": &s.Target, "op": &s.Op, "lane": &s.Lane, "delay": &s.Delay, "jitter": &s.Jitter,
 		"message": &s.Message, "max_wait": &s.MaxWait, "reason": &s.Reason} {
-		*dst = o.str(k)
+		*dst = o.Str(k, false)
 	}
-	s.Code = faults.ErrorCode(o.str("code"))
-	s.Percent, _ = o.float("percent")
+	s.Code = faults.ErrorCode(o.Str("code", false))
+	s.Percent, _ = o.Float("percent", false)
 	for _, k := range []string{"ttl", "until"} {
-		if n := o.get(k); n != nil {
-			o.p.fail(n, o.join(k), "the drill sets each fault's ttl (for + %v, so it expires by itself): leave ttl and until out", TTLMargin)
+		if n := o.Get(k); n != nil {
+			o.Failf(n, o.Join(k), "the drill sets each fault's ttl (for + %v, so it expires by itself): leave ttl and until out", TTLMargin)
 		}
 	}
-	o.end()
+	o.End()
 	return s
 }
 
-// obj walks one YAML mapping and remembers which keys were read, so end can report the
-// others as unknown fields.
-type obj struct {
-	p    *parser
-	path string
-	n    *yaml.Node
-	keys map[string]*yaml.Node
-	seen map[string]bool
-}
-
-func (p *parser) mapping(n *yaml.Node, path string) *obj {
-	if n.Kind == yaml.AliasNode || n.Anchor != "" {
-		p.fail(n, path, "YAML anchors and aliases are not supported")
-		return nil
-	}
-	if n.Kind != yaml.MappingNode {
-		p.fail(n, path, "want a mapping of fields")
-		return nil
-	}
-	if path != "" {
-		p.lines[path] = n.Line
-	}
-	o := &obj{p: p, path: path, n: n, keys: map[string]*yaml.Node{}, seen: map[string]bool{}}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		if _, dup := o.keys[k.Value]; dup {
-			p.fail(k, o.join(k.Value), "duplicate field")
-			continue
-		}
-		o.keys[k.Value] = n.Content[i+1]
-	}
-	return o
-}
-
-func (o *obj) join(key string) string {
-	if o.path == "" {
-		return key
-	}
-	return o.path + "." + key
-}
-
-// get returns the value of key, nil when absent (or null), and marks it read.
-func (o *obj) get(key string) *yaml.Node {
-	o.seen[key] = true
-	n := o.keys[key]
-	if n == nil || n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		return nil
-	}
-	o.p.lines[o.join(key)] = n.Line
-	return n
-}
-
-func (o *obj) end() {
-	var unknown []string
-	for k := range o.keys {
-		if !o.seen[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	slices.Sort(unknown)
-	for _, k := range unknown {
-		o.p.fail(o.keys[k], o.join(k), "unknown field")
-	}
-}
-
-func (o *obj) scalar(key string) *yaml.Node {
-	n := o.get(key)
-	if n == nil {
-		return nil
-	}
-	if n.Kind != yaml.ScalarNode {
-		o.p.fail(n, o.join(key), "want a single value, not a list or mapping")
-		return nil
-	}
-	return n
-}
-
-func (o *obj) str(key string) string {
-	if n := o.scalar(key); n != nil {
-		return n.Value
-	}
-	return ""
-}
-
-func (o *obj) float(key string) (float64, bool) {
-	n := o.scalar(key)
-	if n == nil {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(n.Value, 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		o.p.fail(n, o.join(key), "%q is not a number", n.Value)
-		return 0, false
-	}
-	return v, true
-}
-
-func (o *obj) duration(key string) (time.Duration, bool) {
-	n := o.scalar(key)
-	if n == nil {
-		return 0, false
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(n.Value))
-	if err != nil {
-		o.p.fail(n, o.join(key), "%q is not a duration such as 250ms or 10s", n.Value)
-		return 0, false
-	}
-	return d, true
-}
-
-func (o *obj) boolean(key string) (value, set bool) {
-	n := o.scalar(key)
-	if n == nil {
-		return false, false
-	}
-	switch strings.ToLower(n.Value) {
-	case "true":
-		return true, true
-	case "false":
-		return false, true
-	}
-	o.p.fail(n, o.join(key), "%q is not true or false", n.Value)
-	return false, false
-}
-
-func (o *obj) child(key string) *obj {
-	n := o.get(key)
-	if n == nil {
-		return nil
-	}
-	return o.p.mapping(n, o.join(key))
-}
-
-func (o *obj) list(key string) []*yaml.Node {
-	n := o.get(key)
-	if n == nil {
-		return nil
-	}
-	if n.Kind != yaml.SequenceNode {
-		o.p.fail(n, o.join(key), "want a list")
-		return nil
-	}
-	return n.Content
-}
-
-func (o *obj) strs(key string) []string {
+// strs reads the list of strings at key of o.
+func strs(o *specyaml.Mapping, key string) []string {
 	var out []string
-	for i, n := range o.list(key) {
+	for i, n := range o.List(key, false) {
 		if n.Kind != yaml.ScalarNode {
-			o.p.fail(n, fmt.Sprintf("%s[%d]", o.join(key), i), "want a string")
+			o.Failf(n, fmt.Sprintf("%s[%d]", o.Join(key), i), "want a string")
 			continue
 		}
 		out = append(out, n.Value)
@@ -408,14 +272,15 @@ func (o *obj) strs(key string) []string {
 	return out
 }
 
-func (o *obj) strMap(key string) map[string]string {
-	m := o.child(key)
+// strMap reads the mapping of strings at key of o.
+func strMap(o *specyaml.Mapping, key string) map[string]string {
+	m := o.Child(key, false)
 	if m == nil {
 		return nil
 	}
 	out := map[string]string{}
-	for k := range m.keys {
-		out[k] = m.str(k)
+	for _, k := range m.Keys() {
+		out[k] = m.Str(k, false)
 	}
 	return out
 }

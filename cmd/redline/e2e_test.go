@@ -165,8 +165,8 @@ func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	dir := t.TempDir()
 	admin, bff := freeAddr(t), freeAddr(t)
 	// bcrypt cost 14 makes registration take about a second: a real slow request.
-	cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\nuser: {bcrypt_cost: 14}\ntimeouts: {edge: 20s}\ndrain: 1s\n",
-		admin, bff, freeAddr(t))
+	cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\npayprovider: {addr: %q}\nsre: {addr: %q}\nuser: {bcrypt_cost: 14}\ntimeouts: {edge: 20s}\ndrain: 1s\n",
+		admin, bff, freeAddr(t), freeAddr(t), freeAddr(t))
 	if err := os.WriteFile(filepath.Join(dir, "redline.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -218,10 +218,11 @@ func inflightRegister(t *testing.T, admin string) bool {
 
 func TestDynamicConfigReload(t *testing.T) {
 	dir := t.TempDir()
-	admin, bff, quotaAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	admin, bff, quotaAddr, provider, sre := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	path := filepath.Join(dir, "redline.yaml")
 	write := func(level string) {
-		cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\nlog: {level: %s}\n", admin, bff, quotaAddr, level)
+		cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\npayprovider: {addr: %q}\nsre: {addr: %q}\nlog: {level: %s}\n",
+			admin, bff, quotaAddr, provider, sre, level)
 		// Write then rename, as editors do.
 		if err := os.WriteFile(path+".tmp", []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redline-dev/redline/internal/specyaml"
 	"github.com/redline-dev/redline/kit/metric"
 )
 
@@ -249,29 +250,10 @@ func dnsLabel(s string) string {
 
 var dnsName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// FieldError is one problem in an SLO spec: the file, the field path
-// ("spec.objectives[0].target") and the reason.
-type FieldError struct {
-	File string
-	// Line is the 1-based line in File, 0 when unknown.
-	Line   int
-	Field  string
-	Reason string
-}
-
-func (e *FieldError) Error() string {
-	file := e.File
-	if file == "" {
-		file = "<input>"
-	}
-	if e.Line > 0 {
-		file += ":" + strconv.Itoa(e.Line)
-	}
-	if e.Field == "" {
-		return file + ": " + e.Reason
-	}
-	return file + ": " + e.Field + ": " + e.Reason
-}
+// FieldError is one problem in an SLO spec: the file, the line (0 when unknown), the field
+// path ("spec.objectives[0].target") and the reason. Its Error reads "file:line: field:
+// reason". It is the strict spec decoder's, which chaos/drill's specs share.
+type FieldError = specyaml.FieldError
 
 // ErrInvalid is wrapped by every validation and parse error, for callers that branch.
 var ErrInvalid = errors.New("invalid SLO spec")
