@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -98,6 +99,10 @@ func TestNetFaultRedisProxy(t *testing.T) {
 		t.Fatalf("proxy redis = %+v (found %v); want one in front of 127.0.0.1:6379", p, ok)
 	}
 	ready := func() stacktest.Response { return stacktest.Do(t, "GET", s.Admin+"/readyz", nil) }
+	bearer, _ := stacktest.Session(t, s.BFF, "redisdown")
+	var note struct{ ID string }
+	stacktest.Do(t, "POST", s.BFF+"/v1/notes", map[string]any{"title": "read through redis down"}, "Authorization", bearer).JSON(t, &note)
+	noteID := note.ID
 	if r := ready(); r.Status != http.StatusOK {
 		t.Fatalf("readyz = %d %s; want 200", r.Status, r.Body)
 	}
@@ -106,6 +111,15 @@ func TestNetFaultRedisProxy(t *testing.T) {
 	}
 	if r := ready(); r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), `"cache": "cache:`) {
 		t.Fatalf("readyz with redis down = %d %s; want 503 on the cache check", r.Status, r.Body)
+	}
+	// Reads degrade to the database: a note never read before (so neither cached nor kept as
+	// a last good answer) is served whole, within its deadline, with Redis gone.
+	began := time.Now()
+	r := stacktest.Do(t, "GET", s.BFF+"/v1/notes/"+noteID, nil)
+	t.Logf("note read with redis down took %v", time.Since(began))
+	if r.Status != http.StatusOK ||
+		!strings.Contains(string(r.Body), "read through redis down") || r.Header.Get("X-Redline-Degraded") != "" {
+		t.Fatalf("note read with redis down = %d %s (degraded %q); want 200 from the database", r.Status, r.Body, r.Header.Get("X-Redline-Degraded"))
 	}
 	if r := stacktest.Do(t, "DELETE", s.Admin+"/chaos/net", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"enabled":1`) {
 		t.Fatalf("DELETE /chaos/net = %d %s; want redis enabled", r.Status, r.Body)

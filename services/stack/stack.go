@@ -356,6 +356,7 @@ func (s *Stack) redisClient() *redis.Client {
 	if err != nil {
 		return nil // Validate and openCache report a bad URL
 	}
+	cache.FailFast(opt)
 	s.rdb = redis.NewClient(opt)
 	s.components = append(s.components, app.Hook("redis", nil, func(context.Context) error { return s.rdb.Close() }))
 	return s.rdb

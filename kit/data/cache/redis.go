@@ -27,7 +27,26 @@ func NewRedis(rawURL string, opts ...Option) (*Redis, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: redis url %q: %w", redact(rawURL), err)
 	}
+	FailFast(ro)
 	return &Redis{client: redis.NewClient(ro), prefix: o.prefix}, nil
+}
+
+// FailFastTimeout bounds every step of a cache call to Redis (FailFast).
+const FailFastTimeout = 500 * time.Millisecond
+
+// FailFast sets the timeouts and retries the URL left out so that a Redis that is down
+// or stalled costs a cache call FailFastTimeout, not go-redis's defaults (a 5 s dial with
+// 3 retries): a cache is an optimization, and its callers fall back to the database well
+// within their deadline. Options the URL sets (dial_timeout=, read_timeout=, ...) stay.
+func FailFast(o *redis.Options) {
+	for _, d := range []*time.Duration{&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout} {
+		if *d == 0 {
+			*d = FailFastTimeout
+		}
+	}
+	if o.MaxRetries == 0 {
+		o.MaxRetries = 1
+	}
 }
 
 // ttlArg maps the Cache ttl to go-redis, where 0 means no expiry and negative values mean
