@@ -438,7 +438,7 @@ func (s *Stack) serveQuota(ctx context.Context) error {
 			return fmt.Errorf("quota.store: %w", err)
 		}
 		// Fail fast during an outage: clients fall back rather than wait.
-		opt.DialTimeout, opt.MaxRetries = 500*time.Millisecond, 1
+		cache.FailFast(opt)
 		rdb := redis.NewClient(opt)
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			_ = rdb.Close()
