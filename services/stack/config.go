@@ -331,6 +331,8 @@ func (c *Config) Validate() error {
 		check(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://"), "sre.scrape[%d] %q: want an http(s) URL of a /metrics endpoint", i, u)
 	}
 	check(c.Chaos.MaxTTL > 0, "chaos.max_ttl must be positive")
+	check(!c.Chaos.Enabled || c.Admin.Token != "" || loopback(c.Admin.Addr),
+		"chaos.enabled with admin.addr %q off loopback needs admin.token: anyone reaching it could inject faults (set admin.token, or chaos.enabled: false)", c.Admin.Addr)
 	for i, f := range c.Chaos.Faults {
 		if err := f.Validate(); err != nil {
 			problems = append(problems, fmt.Errorf("chaos.faults[%d]: %w", i, err))
@@ -365,4 +367,17 @@ func (c *Config) userConfig() user.Config {
 		ttl = c.Auth.TokenTTL
 	}
 	return user.Config{TokenTTL: ttl, BcryptCost: c.User.BcryptCost}
+}
+
+// loopback reports whether addr (host:port) listens on a loopback address only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

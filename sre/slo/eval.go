@@ -225,24 +225,28 @@ func (r *ring) sum(from, to int64) (bad, total float64) {
 	return bad, total
 }
 
-// burnStart walks the fine ring back from now over at most w and returns the start of the
-// run of buckets whose error ratio is at least limit; buckets without traffic neither end
-// nor extend the run. A bucket holds the samples taken in it, each counting the interval
-// before it, so the run starts one bucket before its first.
+// burnStart returns when the burn that fired an alert began. Walking the fine ring back
+// from now over at most w, it sums each bucket's excess over the alert's threshold,
+// bad − limit × total, and picks the bucket where that sum (from it to now) is largest:
+// the change point, as CUSUM finds it. Clean traffic before the burn only lowers the sum,
+// so it is left out, while a noisy burn, with some clean buckets inside, still starts
+// where it started. A bucket holds the samples taken in it, each counting the interval
+// before it, so the burn starts one bucket before its first.
 func (t *tracked) burnStart(now time.Time, w time.Duration, limit float64) time.Time {
 	r := t.levels[0]
 	to := r.slot(now)
 	from := max(to-int64(w)/r.res+1, to-int64(len(r.idx))+1)
 	start := to
+	var sum, best float64
 	for i := to; i >= from; i-- {
 		j := int(modPos(i, int64(len(r.idx))))
 		if r.idx[j] != i || r.total[j] <= 0 {
 			continue
 		}
-		if r.bad[j]/r.total[j] < limit {
-			break
+		sum += r.bad[j] - limit*r.total[j]
+		if sum > best {
+			start, best = i, sum
 		}
-		start = i
 	}
 	return time.Unix(0, (start-1)*r.res).UTC()
 }

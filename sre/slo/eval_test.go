@@ -329,3 +329,32 @@ func BenchmarkSample(b *testing.B) {
 		}
 	}
 }
+
+// TestNoisyBurnStartsWhereItStarted: a burn of 1.8% errors on average, every fourth 5 s
+// bucket clean, pages after many minutes; the page's impact start is the burn's start, not
+// the last clean bucket before the page.
+func TestNoisyBurnStartsWhereItStarted(t *testing.T) {
+	s := newSim(t, testSLO(0.999, 30*Day))
+	steady(s)
+	burn := s.clk.Now()
+	for i := 0; ; i++ {
+		bad := 2.4
+		if i%4 == 3 {
+			bad = 0
+		}
+		s.run(fineRes, fineRes, bad, 100, nil)
+		if st := s.status(); firing(st, Page) {
+			a := st.Firing[0]
+			if a.FiredAt.Sub(burn) < 10*time.Minute {
+				t.Fatalf("paged after %v; the scenario wants a long burn", a.FiredAt.Sub(burn))
+			}
+			if !a.ImpactStart.Equal(burn) {
+				t.Fatalf("impact start = %v; want the burn's start %v (fired %v)", a.ImpactStart, burn, a.FiredAt)
+			}
+			return
+		}
+		if i > 10000 {
+			t.Fatal("never paged")
+		}
+	}
+}
