@@ -242,3 +242,139 @@ func TestScrapeTypeClash(t *testing.T) {
 		t.Fatalf("Gather = %v; want an error naming %s and things_total", err, ub)
 	}
 }
+
+// swappable serves the metrics page of whichever registry it holds, so a test can restart
+// the process behind a URL by swapping in a new one.
+type swappable struct{ r atomic.Pointer[red] }
+
+func (s *swappable) serve(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		promhttp.HandlerFor(s.r.Load().reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/metrics"
+}
+
+// TestScrapeRestartOne: two processes of a service, one of which restarts. The merged
+// counters and histograms go on from where they were by exactly what the new process
+// served, and an Evaluator sampling the Scraper records exactly the events served, not
+// the other process's history again.
+func TestScrapeRestartOne(t *testing.T) {
+	const route = "/x.v1.X/Get"
+	var a, b swappable
+	a.r.Store(newRED(GRPC))
+	b.r.Store(newRED(GRPC))
+	g := Scrape([]string{a.serve(t), b.serve(t)}, "", nil)
+	avail := AvailabilitySLO("x", route, 0.999, 30*Day)
+	lat := LatencySLO("x", route, 250*time.Millisecond, 0.99, 30*Day)
+	clk := clock.NewFake(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))
+	e, err := NewEvaluator([]SLO{avail, lat}, WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := func() (Counts, Counts) {
+		t.Helper()
+		mfs, err := g.Gather()
+		if err != nil {
+			t.Fatalf("Gather: %v", err)
+		}
+		f := Families(mfs)
+		return f.Counts(avail.Indicator), f.Counts(lat.Indicator)
+	}
+	sample := func() {
+		t.Helper()
+		clk.Advance(fineRes)
+		if err := e.Sample(g); err != nil {
+			t.Fatalf("Sample: %v", err)
+		}
+	}
+	// serve adds ok fast, slow and failed requests to r and to the events served: slow ones
+	// are bad for latency, failed ones for availability.
+	var sa, sl Counts
+	serve := func(r *red, ok, slow, failed int) {
+		r.observe("x", route, "OK", "", time.Millisecond, ok)
+		r.observe("x", route, "OK", "", time.Second, slow)
+		r.observe("x", route, "Internal", "", time.Millisecond, failed)
+		n := float64(ok + slow + failed)
+		sa.Total, sa.Bad = sa.Total+n, sa.Bad+float64(failed)
+		sl.Total, sl.Bad = sl.Total+n, sl.Bad+float64(slow)
+	}
+	serve(a.r.Load(), 1000, 10, 5)
+	serve(b.r.Load(), 1000, 10, 5)
+	if err := e.Sample(g); err != nil { // the baseline
+		t.Fatal(err)
+	}
+	sa, sl = Counts{}, Counts{}
+	for range 120 { // 10 minutes
+		serve(a.r.Load(), 500, 1, 1)
+		serve(b.r.Load(), 500, 1, 1)
+		sample()
+	}
+	av0, lat0 := counts()
+
+	nb := newRED(GRPC) // b restarts: nothing failed since, so its Internal series is missing
+	b.r.Store(nb)
+	serve(nb, 7, 2, 0)
+	serve(a.r.Load(), 500, 0, 0)
+	av1, lat1 := counts()
+	if want := (Counts{Bad: av0.Bad, Total: av0.Total + 509}); av1 != want {
+		t.Errorf("availability after b restarted = %+v; want %+v", av1, want)
+	}
+	if want := (Counts{Bad: lat0.Bad + 2, Total: lat0.Total + 509}); lat1 != want {
+		t.Errorf("latency after b restarted = %+v; want %+v", lat1, want)
+	}
+	sample()
+	serve(nb, 3, 0, 1) // its Internal series comes back
+	sample()
+	for _, tc := range []struct {
+		s      SLO
+		served Counts
+	}{{avail, sa}, {lat, sl}} {
+		if p := status(t, e, tc.s.Name).Period; p.Bad != tc.served.Bad || p.Total != tc.served.Total {
+			t.Errorf("%s: period = %v/%v; want the %v/%v served", tc.s.Name, p.Bad, p.Total, tc.served.Bad, tc.served.Total)
+		}
+	}
+
+	// A series missing for 100 gathers is forgotten at its URL, its value kept.
+	nb2 := newRED(GRPC)
+	b.r.Store(nb2)
+	nb2.observe("x", route, "OK", "", time.Millisecond, 1)
+	before, _ := counts()
+	for range forgetAfter {
+		counts()
+	}
+	if got, _ := counts(); got != (Counts{Bad: before.Bad, Total: before.Total}) {
+		t.Errorf("availability after %d gathers without b's Internal series = %+v; want %+v", forgetAfter+1, got, before)
+	}
+	n := 0
+	for _, st := range g.live[1] {
+		if st.fam == RequestsFamily(GRPC) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("b's tracked requests series = %d; want the 1 it serves", n)
+	}
+	if len(g.dead) == 0 {
+		t.Errorf("no forgotten series kept")
+	}
+	nb2.observe("x", route, "Internal", "", time.Millisecond, 2) // it comes back, as new
+	if got, _ := counts(); got != (Counts{Bad: before.Bad + 2, Total: before.Total + 2}) {
+		t.Errorf("availability after b's Internal series came back = %+v; want %+v", got, Counts{Bad: before.Bad + 2, Total: before.Total + 2})
+	}
+}
+
+// TestScrapeRedacts: errors name a URL without its password.
+func TestScrapeRedacts(t *testing.T) {
+	for _, u := range []string{"https://user:secret@127.0.0.1:1/metrics", "http://user:secret@127.0.0.1:1/%zz"} {
+		_, err := Scrape([]string{u}, "", &http.Client{Timeout: 10 * time.Second}).Gather()
+		if err == nil || strings.Contains(err.Error(), "secret") {
+			t.Errorf("Gather(%s) = %v; want an error without the password", u, err)
+		}
+	}
+	_, err := Scrape([]string{"https://user:secret@127.0.0.1:1/metrics"}, "", nil).Gather()
+	if err == nil || !strings.Contains(err.Error(), "https://user:xxxxx@127.0.0.1:1/metrics") {
+		t.Errorf("Gather = %v; want an error naming the URL with its password redacted", err)
+	}
+}

@@ -110,9 +110,12 @@ func (r *ring) encode(now time.Time) ringJSON {
 // Entries apply by SLO name: an SLO the snapshot lacks starts fresh, and an entry for an
 // SLO the evaluator lacks is ignored. Nothing is misread when an SLO changed: the period
 // ring is dropped when the period, calendar, budgeting method or timeslice window changed,
-// any ring whose bucket width differs is dropped, a condition's state is kept only if the
-// condition is unchanged, and the last counts (the baseline of the next sample) are dropped
-// when the indicator changed, so the first sample sets it again.
+// any ring whose bucket width differs is dropped, and a condition's state is kept only if
+// the condition is unchanged. When the indicator changed (service, routes, transport, kind
+// or latency threshold), the snapshot's events are of another indicator: every ring is
+// dropped, and so are the last counts (the baseline of the next sample, which sets it again)
+// and when each condition became true; a firing alert is kept, so that the next sample
+// resolves it (or keeps it firing) and notifies as usual.
 //
 // After Restore, the first sample counts the events since the snapshot (its counts minus the
 // snapshot's), or, if a count went down, reads a restart of the process as usual.
@@ -146,18 +149,19 @@ func (e *Evaluator) Restore(data []byte) error {
 			continue
 		}
 		st := state{t: t, period: t.period.emptyCopy(), conds: make([]condState, len(t.conds))}
+		same := sameIndicator(s.Indicator, t.slo.Indicator)
 		for i, r := range t.levels {
 			nr := r.emptyCopy()
-			if i < len(s.Levels) {
+			if same && i < len(s.Levels) {
 				nr.load(s.Levels[i], snap.At)
 			}
 			st.levels = append(st.levels, nr)
 		}
-		if s.Period == t.slo.Period && s.Calendar == t.slo.Calendar && s.Budgeting == t.slo.Budgeting &&
+		if same && s.Period == t.slo.Period && s.Calendar == t.slo.Calendar && s.Budgeting == t.slo.Budgeting &&
 			s.TimesliceWindow == t.slo.TimesliceWindow {
 			st.period.load(s.PeriodRing, snap.At)
 		}
-		if sameIndicator(s.Indicator, t.slo.Indicator) {
+		if same {
 			st.last, st.primed = s.Last, s.Primed
 		}
 		for i, c := range t.slo.Alerts() {
@@ -165,7 +169,9 @@ func (e *Evaluator) Restore(data []byte) error {
 				if sc.Condition != c {
 					continue
 				}
-				st.conds[i].since = sc.Since
+				if same {
+					st.conds[i].since = sc.Since
+				}
 				if sc.Firing != nil {
 					a := *sc.Firing
 					a.SLO, a.Service, a.Condition = t.slo.Name, t.slo.Service, c

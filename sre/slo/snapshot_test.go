@@ -119,7 +119,7 @@ func TestRestoreBaseline(t *testing.T) {
 }
 
 // TestRestoreChangedSLO: entries apply by name; a changed period shape drops the period ring
-// but keeps the alert windows' rings; a changed indicator drops the baseline.
+// but keeps the alert windows' rings; a changed indicator drops every ring and the baseline.
 func TestRestoreChangedSLO(t *testing.T) {
 	base := testSLO(0.999, 30*Day)
 	other := AvailabilitySLO("user", "/user.v1.User/GetUser", 0.999, 30*Day)
@@ -144,24 +144,28 @@ func TestRestoreChangedSLO(t *testing.T) {
 		t.Fatal("no period history to drop")
 	}
 	for _, tc := range []struct {
-		name       string
-		slo        SLO
-		keepPeriod bool
-		keepLast   bool
+		name        string
+		slo         SLO
+		keepWindows bool
+		keepPeriod  bool
+		keepLast    bool
 	}{
-		{"same", base, true, true},
-		{"objective", testSLO(0.99, 30*Day), true, true},
-		{"period", testSLO(0.999, 28*Day), false, true},
-		{"calendar", testSLO(0.999, 30*Day, WithCalendar("month")), false, true},
-		{"timeslices", testSLO(0.999, 30*Day, WithTimeslices(0.9, 5*time.Minute)), false, true},
-		{"routes", testSLO(0.999, 30*Day, WithRoutes("/note.v1.Note/GetNotes")), true, false},
+		{"same", base, true, true, true},
+		{"objective", testSLO(0.99, 30*Day), true, true, true},
+		{"period", testSLO(0.999, 28*Day), true, false, true},
+		{"calendar", testSLO(0.999, 30*Day, WithCalendar("month")), true, false, true},
+		{"timeslices", testSLO(0.999, 30*Day, WithTimeslices(0.9, 5*time.Minute)), true, false, true},
+		{"routes", testSLO(0.999, 30*Day, WithRoutes("/note.v1.Note/GetNotes")), false, false, false},
+		{"service", AvailabilitySLO("notes", "/note.v1.Note/GetNote", 0.999, 30*Day, WithName(base.Name)), false, false, false},
+		{"transport", AvailabilitySLO("note", "GET /v1/notes/{id}", 0.999, 30*Day, WithName(base.Name)), false, false, false},
+		{"kind", LatencySLO("note", "/note.v1.Note/GetNote", 250*time.Millisecond, 0.999, 30*Day, WithName(base.Name)), false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fresh := AvailabilitySLO("feed", "/feed.v1.Feed/HomeFeed", 0.999, 30*Day)
 			r, _ := twin(t, []SLO{tc.slo, fresh}, clk.Now(), data)
 			got := status(t, r, base.Name)
-			if counts(got.Windows) != counts(was.Windows) {
-				t.Errorf("windows = %v; want %v", counts(got.Windows), counts(was.Windows))
+			if kept := counts(got.Windows) == counts(was.Windows); kept != tc.keepWindows || (!kept && got.Windows[len(got.Windows)-1].Total != 0) {
+				t.Errorf("windows = %v; want %v kept = %v", counts(got.Windows), counts(was.Windows), tc.keepWindows)
 			}
 			if kept := got.Period.Total == was.Period.Total; kept != tc.keepPeriod || (!kept && got.Period.Total != 0) {
 				t.Errorf("period total = %v; want %v kept = %v", got.Period.Total, was.Period.Total, tc.keepPeriod)
@@ -177,8 +181,45 @@ func TestRestoreChangedSLO(t *testing.T) {
 			if tc.keepLast {
 				want = 1000
 			}
-			if w := status(t, r, base.Name).Windows[0]; w.Total-was.Windows[0].Total != want {
-				t.Errorf("first sample added %v requests to the %s window; want %v", w.Total-was.Windows[0].Total, FormatDuration(w.Window), want)
+			if w := status(t, r, base.Name).Windows[0]; w.Total-got.Windows[0].Total != want {
+				t.Errorf("first sample added %v requests to the %s window; want %v", w.Total-got.Windows[0].Total, FormatDuration(w.Window), want)
+			}
+		})
+	}
+}
+
+// TestRestoreChangedThreshold: a latency SLO whose threshold changed starts afresh, and
+// its page, kept, resolves at the next sample.
+func TestRestoreChangedThreshold(t *testing.T) {
+	const route = "/note.v1.Note/GetNote"
+	slow := LatencySLO("note", route, 250*time.Millisecond, 0.999, 30*Day)
+	s := newSim(t, slow)
+	steady(s)
+	s.run(10*time.Minute, fineRes, 100, 100, nil)
+	if !firing(s.status(), Page) {
+		t.Fatal("no page to snapshot")
+	}
+	data := snapshot(t, s.e)
+	for _, tc := range []struct {
+		name string
+		th   time.Duration
+		keep bool
+	}{{"same", 250 * time.Millisecond, true}, {"threshold", 500 * time.Millisecond, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, clk := twin(t, []SLO{LatencySLO("note", route, tc.th, 0.999, 30*Day, WithName(slow.Name))}, s.clk.Now(), data)
+			st := status(t, e, slow.Name)
+			if kept := st.Period.Total != 0 || st.Windows[0].Total != 0; kept != tc.keep {
+				t.Errorf("period %v, %s window %v; want history kept = %v", st.Period.Total, FormatDuration(st.Windows[0].Window), st.Windows[0].Total, tc.keep)
+			}
+			if !firing(st, Page) {
+				t.Fatalf("restored firing = %+v; want the page kept", st.Firing)
+			}
+			clk.Advance(fineRes)
+			if err := e.Record(slow.Name, Counts{Bad: s.c.Bad + 100, Total: s.c.Total + 100}); err != nil {
+				t.Fatal(err)
+			}
+			if firing(status(t, e, slow.Name), Page) == !tc.keep {
+				t.Errorf("page firing after a bad sample = %v; want %v", !tc.keep, tc.keep)
 			}
 		})
 	}

@@ -42,15 +42,22 @@ func (t *tracked) spent(now, from, to time.Time) float64 {
 	if from.After(to) {
 		return 0
 	}
-	// A sample at s holds the events of (s − fineRes, s]: those in (from, to] are in the
-	// buckets of the samples in (from, to + fineRes).
+	// A sample at s holds the events of (s − fineRes, s], one sample a 5 s bucket. Between
+	// sample times from and to, those are the samples in (from, to]: on the 5 s ring, the
+	// buckets after from's through to's, wherever the samples fall in their buckets. A
+	// coarser bucket takes every sample that holds some of (from, to], up to the first one
+	// after to.
 	start, end := from.Add(fineRes), to.Add(fineRes-1)
 	var bad float64
 	if t.slo.Budgeting != Timeslices {
 		for _, r := range t.levels {
 			first, cur := r.slot(start), r.slot(now)
 			if first > cur-int64(len(r.idx)) {
-				bad, _ = r.sum(first, min(r.slot(end), cur))
+				last := r.slot(end)
+				if r.res == int64(fineRes) {
+					last = r.slot(to)
+				}
+				bad, _ = r.sum(first, min(last, cur))
 				return bad / (t.slo.Budget() * total)
 			}
 		}

@@ -137,3 +137,33 @@ func TestSpentErrors(t *testing.T) {
 		t.Errorf("Spent(from after to) = nil error; want one")
 	}
 }
+
+// TestSpentUnaligned: with samples 2 s after the 5 s bucket edges, a query between sample
+// times counts exactly the samples in (from, to], not the one after to.
+func TestSpentUnaligned(t *testing.T) {
+	s := newSim(t, testSLO(0.999, 30*Day))
+	s.clk.Advance(2 * time.Second)
+	s.record()
+	s.run(time.Hour, fineRes, 0, 1000, nil)
+	start := s.clk.Now()
+	s.run(10*time.Minute, fineRes, 10, 1000, nil)
+	end := s.clk.Now()
+	s.run(10*time.Minute, fineRes, 0, 1000, nil)
+	total := 960_000.0 // 80 minutes of 12 samples a minute
+	for _, tc := range []struct {
+		name     string
+		from, to time.Time
+		bad      float64
+	}{
+		{"clean hour before", start.Add(-time.Hour), start, 0},
+		{"incident", start, end, 1200},
+		{"its first minute", start, start.Add(time.Minute), 120},
+		{"one sample", start.Add(time.Minute), start.Add(time.Minute + fineRes), 10},
+		{"a sample time", start.Add(time.Minute), start.Add(time.Minute), 0},
+		{"clean after", end, s.clk.Now(), 0},
+	} {
+		if got, want := s.spent(tc.from, tc.to), tc.bad/(0.001*total); !near(got, want) {
+			t.Errorf("%s: Spent = %v; want %v", tc.name, got, want)
+		}
+	}
+}
