@@ -129,7 +129,16 @@ type run struct {
 
 	outMu sync.Mutex
 
-	mu      sync.Mutex // guards the fields below and rep's faults and guard
+	// mu guards the fields below and the report; it is never held across a call to the
+	// admin API, so a slow call cannot keep the guard from judging a sample.
+	//
+	// The guard's trip and the schedule's addFault race without another lock: trip sets
+	// aborted under mu and then sends DELETE /chaos/faults; addFault registers a fault it
+	// posted only if, under mu after the POST, aborted is still unset, and otherwise removes
+	// that fault itself. A fault registered that way was added before aborted was set, so
+	// before the DELETE was sent, which removes it; every other one its adder removes. So
+	// no fault outlives an abort, and trip never waits for a POST in flight.
+	mu      sync.Mutex
 	rep     *Report
 	active  map[string]int // id → index in rep.Faults of the faults added and not removed
 	aborted bool
@@ -365,7 +374,11 @@ func (r *run) experiment(ctx context.Context) error {
 	} else {
 		tr.wait()
 	}
-	r.disarm(PhaseExperiment)
+	// Only a trip disarms the guard besides this, so when this cannot, the guard tripped:
+	// in the wait for the load after the schedule, if not before.
+	if !r.disarm(PhaseExperiment) && err == nil {
+		err = r.stopped(ctx)
+	}
 	r.smp.take()
 	ph.Ended = r.clk.Now()
 	ph.Pass = err == nil
@@ -511,10 +524,12 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 	r.abort() // the load and the schedule stop
 	ctx := context.Background()
 	r.mu.Lock()
-	r.aborted = true
+	r.aborted = true // from here addFault registers nothing: see run.mu
+	r.mu.Unlock()
 	n, err := r.admin.clearFaults(ctx)
 	acted := r.clk.Now()
 	ab := &GuardAbort{SLI: sli, Observed: observed, Bound: bound, Reason: reason, LastOKAt: r.lastOK, BreachAt: s.at, ActedAt: acted, Cleared: n}
+	r.mu.Lock()
 	if err != nil {
 		ab.ClearError = err.Error()
 	} else {
@@ -549,10 +564,13 @@ func (r *run) arm(phase string) {
 	r.decide(r.clk.Now(), "armed", "for the "+phase)
 }
 
-func (r *run) disarm(phase string) {
-	if r.armed.CompareAndSwap(true, false) {
-		r.decide(r.clk.Now(), "disarmed", "the "+phase+" is over")
+// disarm disarms the guard and reports whether it was armed: false once it has tripped.
+func (r *run) disarm(phase string) bool {
+	if !r.armed.CompareAndSwap(true, false) {
+		return false
 	}
+	r.decide(r.clk.Now(), "disarmed", "the "+phase+" is over")
+	return true
 }
 
 func (r *run) decide(at time.Time, action, detail string) {
@@ -561,8 +579,9 @@ func (r *run) decide(at time.Time, action, detail string) {
 	r.mu.Unlock()
 }
 
-// addFault adds fault i for life (its ttl: life + TTLMargin) and returns its id. It adds
-// nothing once the guard has tripped.
+// addFault adds fault i for life (its ttl: life + TTLMargin) and returns its id. Once the
+// guard has tripped it adds nothing, and removes a fault whose POST was in flight at the
+// trip; it then returns errAborted after the guard has cleared the faults.
 func (r *run) addFault(ctx context.Context, i int, phase string, life time.Duration) (string, error) {
 	f := r.d.Faults[i]
 	spec := f.Spec
@@ -575,20 +594,36 @@ func (r *run) addFault(ctx context.Context, i int, phase string, life time.Durat
 		rec.At = 0
 	}
 	r.mu.Lock()
-	if r.aborted {
-		r.mu.Unlock()
+	aborted := r.aborted
+	r.mu.Unlock()
+	if aborted {
+		<-r.cleared
 		return "", errAborted
 	}
 	got, err := r.admin.addFault(context.WithoutCancel(ctx), spec)
 	now := r.clk.Now()
+	r.mu.Lock()
+	aborted = r.aborted
 	if err != nil {
 		rec.Error = err.Error()
 	} else {
 		rec.ID, rec.AddedAt = got.ID, now
+	}
+	if err == nil && !aborted {
 		r.active[got.ID] = len(r.rep.Faults)
 	}
 	r.rep.Faults = append(r.rep.Faults, rec)
+	k := len(r.rep.Faults) - 1
 	r.mu.Unlock()
+	if aborted {
+		// The guard tripped during the POST; its DELETE may have gone first, so this fault
+		// is this call's to remove.
+		if err == nil {
+			r.dropLate(ctx, k, got.ID)
+		}
+		<-r.cleared
+		return "", errAborted
+	}
 	if err != nil {
 		return "", fmt.Errorf("add faults[%d]: %w", i, err)
 	}
@@ -597,25 +632,56 @@ func (r *run) addFault(ctx context.Context, i int, phase string, life time.Durat
 	return got.ID, nil
 }
 
+// dropLate removes fault id, record k, added while the guard tripped.
+func (r *run) dropLate(ctx context.Context, k int, id string) {
+	err := r.admin.removeFault(context.WithoutCancel(ctx), id)
+	now := r.clk.Now()
+	if errors.Is(err, errNotFound) { // the guard's DELETE /chaos/faults came after the POST
+		err = nil
+	}
+	r.mu.Lock()
+	rec := &r.rep.Faults[k]
+	if err == nil {
+		rec.RemovedAt, rec.RemovedBy = now, "guard"
+	} else {
+		rec.Error = err.Error()
+	}
+	index := rec.Index
+	r.mu.Unlock()
+	if err != nil {
+		r.warn(fmt.Sprintf("fault %s, added as the guard tripped, not removed: %v: it expires by its ttl", id, err))
+		return
+	}
+	r.say(now, "fault %d removed (%s, added as the guard tripped)", index, id)
+}
+
 // removeFault removes fault id if it is still active; one already gone is noted.
 func (r *run) removeFault(ctx context.Context, id, by string) error {
 	r.mu.Lock()
-	i, ok := r.active[id]
+	_, ok := r.active[id]
+	r.mu.Unlock()
 	if !ok {
-		r.mu.Unlock()
 		return nil
 	}
 	err := r.admin.removeFault(context.WithoutCancel(ctx), id)
 	now := r.clk.Now()
+	r.mu.Lock()
+	i, ok := r.active[id]
+	if !ok { // the guard's clear, meanwhile, removed it and recorded so
+		r.mu.Unlock()
+		return nil
+	}
 	rec := &r.rep.Faults[i]
 	switch {
+	case errors.Is(err, errNotFound) && r.aborted:
+		rec.RemovedBy, err = "guard", nil
 	case errors.Is(err, errNotFound):
 		rec.Error, err = "already gone when removed (expired, or removed by someone else)", nil
 	case err != nil:
 		rec.Error = err.Error()
 	}
 	if err == nil {
-		rec.RemovedAt, rec.RemovedBy = now, by
+		rec.RemovedAt, rec.RemovedBy = now, cmp.Or(rec.RemovedBy, by)
 		delete(r.active, id)
 	}
 	index, phase := rec.Index, rec.Phase

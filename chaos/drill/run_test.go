@@ -45,6 +45,9 @@ type fakeStack struct {
 	blindOnFault atomic.Bool
 	// bffCalls counts BFF requests; adminCalls admin and SRE requests.
 	bffCalls, adminCalls atomic.Int64
+	// onFaults, set before the drill runs, sees each request to /chaos/faults before it is
+	// served.
+	onFaults func(*http.Request)
 
 	mu       sync.Mutex
 	incident []map[string]any // bodies posted to the SRE API, in order, with "path"
@@ -117,6 +120,9 @@ func (s *fakeStack) posted() []map[string]any {
 
 // RoundTrip serves req in memory.
 func (s *fakeStack) RoundTrip(req *http.Request) (*http.Response, error) {
+	if s.onFaults != nil && strings.HasPrefix(req.URL.Path, "/chaos/faults") {
+		s.onFaults(req)
+	}
 	rec := httptest.NewRecorder()
 	s.mux.ServeHTTP(rec, req)
 	resp := rec.Result()
@@ -211,6 +217,87 @@ func TestGuardAbortsWithinOneInterval(t *testing.T) {
 			t.Errorf("last phase %+v; want the steady state back after the abort", p)
 		}
 	})
+}
+
+// TestGuardTripsDuringASlowAdd: the BFF breaks while the POST /chaos/faults is slow; the
+// guard still judges every sample and trips within the usual time, before the POST
+// returns, and the fault that POST adds after the guard's clear is removed too.
+func TestGuardTripsDuringASlowAdd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		d := testDrill(t, guardDrill)
+		var posted, returned time.Time
+		s.onFaults = func(req *http.Request) {
+			if req.Method != http.MethodPost || !posted.IsZero() {
+				return
+			}
+			posted = time.Now()
+			s.broken.Store(true)
+			time.Sleep(5 * time.Second) // within the admin call's 10s timeout
+			s.broken.Store(false)
+			returned = time.Now()
+		}
+		var out bytes.Buffer
+		rep, err := Run(t.Context(), d, s.env(&out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != Aborted || rep.Guard.Abort.SLI != "bff-errors" {
+			t.Fatalf("verdict %s (%s); want aborted on bff-errors\n%s", rep.Verdict, rep.Reason, out.String())
+		}
+		ab, iv := rep.Guard.Abort, d.GuardInterval
+		if ab.BreachAt.Before(posted) || ab.BreachAt.Sub(posted) > 2*iv || ab.ActedAt.Sub(ab.BreachAt) > iv || !ab.ActedAt.Before(returned) {
+			t.Errorf("POST from %v to %v, breach %v, acted %v; want the breach within %v of the POST and the action within %v of it, before the POST returned",
+				posted, returned, ab.BreachAt, ab.ActedAt, 2*iv, iv)
+		}
+		if n := len(s.reg.List()); n != 0 {
+			t.Errorf("%d faults active after the abort: %+v", n, s.reg.List())
+		}
+		if len(rep.Faults) != 1 || rep.Faults[0].ID == "" || rep.Faults[0].RemovedBy != "guard" || rep.Faults[0].RemovedAt.Before(returned) {
+			t.Errorf("faults %+v; want the one added after the clear removed for the guard", rep.Faults)
+		}
+		if p := phaseNamed(rep, PhaseExperiment); p == nil || p.Pass || !strings.HasPrefix(p.Detail, "aborted by the guard") {
+			t.Errorf("experiment phase %+v; want it aborted", p)
+		}
+	})
+}
+
+// TestGuardTripsAfterTheSchedule: the BFF breaks once the last fault is removed, while the
+// load runs on; the guard trips then, and the experiment is recorded as aborted.
+func TestGuardTripsAfterTheSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		d := testDrill(t, strings.Replace(guardDrill, "type: error, code: 503", "type: delay, delay: 1ms", 1))
+		d.Faults[0].For = time.Second // removed at 3s; the load runs to 8s
+		s.onFaults = func(req *http.Request) {
+			if req.Method == http.MethodDelete && req.URL.Path != "/chaos/faults" {
+				s.broken.Store(true)
+			}
+		}
+		rep, err := Run(t.Context(), d, s.env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != Aborted || rep.Guard.Abort == nil {
+			t.Fatalf("verdict %s (%s); want aborted", rep.Verdict, rep.Reason)
+		}
+		if f := rep.Faults[0]; f.RemovedBy != "schedule" || !rep.Guard.Abort.BreachAt.After(f.RemovedAt) {
+			t.Fatalf("fault %+v, breach at %v; want the breach after the fault's removal on schedule", f, rep.Guard.Abort.BreachAt)
+		}
+		p := phaseNamed(rep, PhaseExperiment)
+		if p == nil || p.Pass || !strings.HasPrefix(p.Detail, "aborted by the guard: bff-errors") {
+			t.Errorf("experiment phase %+v; want it aborted", p)
+		}
+	})
+}
+
+func phaseNamed(rep *Report, name string) *Phase {
+	for i := range rep.Phases {
+		if rep.Phases[i].Name == name {
+			return &rep.Phases[i]
+		}
+	}
+	return nil
 }
 
 // TestGuardClearsEveryFault: DELETE /chaos/faults is the big red button: a fault someone
