@@ -76,7 +76,13 @@ sre:
 	}
 	id := opened.Incidents[0].ID
 	eventually(t, 20*time.Second, "the primary paged", func() bool { return paged() == "ana" })
-	_, before := api("GET", "/v1/incidents/"+id+"/timeline", "")
+	// The page is sent, then recorded: kill once the record is in, so the restart has
+	// nothing to page twice and the test knows exactly what the timeline held.
+	var before string
+	eventually(t, 10*time.Second, "the primary's page on the timeline", func() bool {
+		_, before = api("GET", "/v1/incidents/"+id+"/timeline", "")
+		return strings.Contains(before, "paged ana")
+	})
 
 	if err := p.cmd.Process.Kill(); err != nil { // SIGKILL: no stop hook runs
 		t.Fatal(err)

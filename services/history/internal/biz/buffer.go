@@ -297,20 +297,22 @@ func (b *Buffer) take() (map[int64]map[int64]int64, int64) {
 	defer b.inflightMu.Unlock()
 	since := b.since.Swap(0)
 	batch := map[int64]map[int64]int64{}
-	var n int64
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
 		if len(s.users) > 0 {
+			var k int64
 			for user, notes := range s.users {
 				batch[user] = notes
-				n += int64(len(notes))
+				k += int64(len(notes))
 			}
 			s.users = make(map[int64]map[int64]int64, len(s.users))
+			// Under the shard's lock: an Add that finds the shard emptied also finds the
+			// total without its views, instead of a full buffer that is not.
+			b.total.Add(-k)
 		}
 		s.mu.Unlock()
 	}
-	b.total.Add(-n)
 	b.inflight = batch
 	return batch, since
 }

@@ -234,6 +234,11 @@ func TestBufferDropsWhenFull(t *testing.T) {
 		store.mu.Unlock()
 		b.Close()
 	}()
+	// Hold off the background flushes the Adds ask for: one taking the batch in flight
+	// would empty the buffer under the assertions below.
+	b.flushMu.Lock()
+	release := sync.OnceFunc(b.flushMu.Unlock)
+	defer release() // before Close, which waits for the flusher
 	for n := range int64(3) {
 		if err := b.Add(1, n+1, 1); err != nil {
 			t.Fatalf("Add %d = %v", n, err)
@@ -246,7 +251,9 @@ func TestBufferDropsWhenFull(t *testing.T) {
 	if err := b.Add(1, 2, 9); err != nil { // a pending note still moves forward
 		t.Fatalf("Add of a pending note when full = %v; want nil", err)
 	}
-	if s := b.Stats(); s.Dropped != 1 || s.Pending != 3 {
+	s := b.Stats()
+	release()
+	if s.Dropped != 1 || s.Pending != 3 {
 		t.Fatalf("Stats = %+v; want 1 dropped, 3 pending", s)
 	}
 	if err := b.Flush(context.Background()); err == nil {
