@@ -1,18 +1,17 @@
 package drill
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/redline-dev/redline/chaos/faults"
+	kithttp "github.com/redline-dev/redline/kit/transport/http"
 	"github.com/redline-dev/redline/sre/incident"
 )
 
@@ -32,25 +31,7 @@ var errNotFound = errors.New("not found")
 func (a *api) do(ctx context.Context, method, path string, body, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	resp, err := a.hc.Do(req)
+	resp, raw, err := kithttp.CallJSON(ctx, a.hc, method, a.base+path, a.token, body, 1<<20)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -58,8 +39,6 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) error 
 		}
 		return fmt.Errorf("%s %s%s: %w", method, a.base, path, err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%s %s%s: %w: %s", method, a.base, path, errNotFound, strings.TrimSpace(string(raw)))

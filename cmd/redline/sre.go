@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	kithttp "github.com/redline-dev/redline/kit/transport/http"
 	"github.com/redline-dev/redline/services/stack"
 	"github.com/redline-dev/redline/sre/incident"
 )
@@ -72,31 +72,11 @@ func (c *apiClient) label() (name, flag string) {
 }
 
 func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
+	resp, raw, err := kithttp.CallJSON(ctx, c.hc, method, c.base+path, c.token, body, 8<<20)
 	if err != nil {
 		name, flag := c.label()
 		return fmt.Errorf("%s %s: %w (is `redline up` running? %s sets the address)", name, c.base, err, flag)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if resp.StatusCode >= 300 {
 		name, _ := c.label()
 		return fmt.Errorf("%s %s %s: %s %s", name, method, path, resp.Status, strings.TrimSpace(string(raw)))
