@@ -93,6 +93,37 @@ func (p *proc) wait(t *testing.T, within time.Duration) int {
 	}
 }
 
+// startOnFreePorts runs the binary with the config configure writes (on ports from
+// freeAddr) until the admin address configure returns is ready. A port freeAddr found free
+// can be handed to another socket before the process binds it; the process then exits at
+// once with "address already in use", and it is started again on new ports, at most three
+// times in all.
+func startOnFreePorts(t *testing.T, dir string, configure func() (admin string), args ...string) *proc {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		admin := configure()
+		p := start(t, dir, nil, args...)
+		deadline := time.Now().Add(30 * time.Second)
+		for !readyz(admin).Ready {
+			select {
+			case <-p.done:
+				p.done <- nil // let cleanup's receive pass
+				if attempt < 3 && strings.Contains(p.output(), "address already in use") {
+					t.Logf("attempt %d: a port was taken before the bind; trying new ports", attempt)
+					goto again
+				}
+				t.Fatalf("%v exited before it was ready:\n%s", args, p.output())
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ready: not within 30s")
+			}
+		}
+		return p
+	again:
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -163,15 +194,17 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestSIGTERMDrainsInFlightRequest(t *testing.T) {
 	dir := t.TempDir()
-	admin, bff := freeAddr(t), freeAddr(t)
-	// bcrypt cost 14 makes registration take about a second: a real slow request.
-	cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\npayprovider: {addr: %q}\nsre: {addr: %q}\nuser: {bcrypt_cost: 14}\ntimeouts: {edge: 20s}\ndrain: 1s\n",
-		admin, bff, freeAddr(t), freeAddr(t), freeAddr(t))
-	if err := os.WriteFile(filepath.Join(dir, "redline.yaml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := start(t, dir, nil, "up", "--config", "redline.yaml")
-	eventually(t, 30*time.Second, "ready", func() bool { return readyz(admin).Ready })
+	var admin, bff string
+	p := startOnFreePorts(t, dir, func() string {
+		admin, bff = freeAddr(t), freeAddr(t)
+		// bcrypt cost 14 makes registration take about a second: a real slow request.
+		cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\npayprovider: {addr: %q}\nsre: {addr: %q}\nuser: {bcrypt_cost: 14}\ntimeouts: {edge: 20s}\ndrain: 1s\n",
+			admin, bff, freeAddr(t), freeAddr(t), freeAddr(t))
+		if err := os.WriteFile(filepath.Join(dir, "redline.yaml"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return admin
+	}, "up", "--config", "redline.yaml")
 
 	// Send the whole request on a raw connection, so it is in flight before the signal.
 	conn, err := net.Dial("tcp", bff)
@@ -218,7 +251,7 @@ func inflightRegister(t *testing.T, admin string) bool {
 
 func TestDynamicConfigReload(t *testing.T) {
 	dir := t.TempDir()
-	admin, bff, quotaAddr, provider, sre := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	var admin, bff, quotaAddr, provider, sre string
 	path := filepath.Join(dir, "redline.yaml")
 	write := func(level string) {
 		cfg := fmt.Sprintf("admin: {addr: %q}\nbff: {addr: %q}\nquota: {addr: %q}\npayprovider: {addr: %q}\nsre: {addr: %q}\nlog: {level: %s}\n",
@@ -231,9 +264,11 @@ func TestDynamicConfigReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("info")
-	p := start(t, dir, nil, "up", "--config", "redline.yaml")
-	eventually(t, 30*time.Second, "ready", func() bool { return readyz(admin).Ready })
+	p := startOnFreePorts(t, dir, func() string {
+		admin, bff, quotaAddr, provider, sre = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+		write("info")
+		return admin
+	}, "up", "--config", "redline.yaml")
 	write("debug")
 	changed := time.Now()
 	eventually(t, 2*time.Second, "log.level reload observed", func() bool {
