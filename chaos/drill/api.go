@@ -28,6 +28,10 @@ type api struct {
 // errNotFound is a 404 answer.
 var errNotFound = errors.New("not found")
 
+// errPrecondition is a 412 answer: the supervisor cannot kill or pause a process that is
+// not running (yet).
+var errPrecondition = errors.New("precondition failed")
+
 func (a *api) do(ctx context.Context, method, path string, body, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
@@ -42,6 +46,8 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) error 
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%s %s%s: %w: %s", method, a.base, path, errNotFound, strings.TrimSpace(string(raw)))
+	case resp.StatusCode == http.StatusPreconditionFailed:
+		return fmt.Errorf("%s %s%s: %w: %s", method, a.base, path, errPrecondition, strings.TrimSpace(string(raw)))
 	case resp.StatusCode >= 300:
 		return fmt.Errorf("%s %s%s: %s: %s", method, a.base, path, resp.Status, strings.TrimSpace(string(raw)))
 	case out == nil:

@@ -3,7 +3,7 @@
 // under load (stress/load, stress/scenario), with a guard that stops everything when the
 // system strays too far. `redline drill FILE` is its CLI.
 //
-//	d, err := drill.Load("note-slow.yaml") // parsed, validated, scenario resolved: nothing sent
+//	d, err := drill.Load("note-slow.yaml") // or a built-in name: "redis-down"; nothing sent
 //	rep, err := drill.Run(ctx, d, drill.Env{AdminToken: token, SRE: "http://127.0.0.1:9200", Progress: os.Stderr})
 //	_, _, err = drill.WriteFiles("out", rep) // drill.json and a self-contained drill.html
 //	// rep.Verdict: passed, failed, aborted, not-steady, rollback-failed or error
@@ -17,6 +17,7 @@
 //	name: note-slow                    # required, a DNS label
 //	description: One slow note path; the BFF degrades and the SLO holds.
 //	target: {bff: http://127.0.0.1:8080, admin: http://127.0.0.1:9090}   # defaults; Env and the CLI override
+//	                                   # (procs: the supervisor of `up --procs`, for proc faults)
 //	steady_state:                      # required: the hypothesis
 //	  window: 10s                      # every SLI is computed over the trailing window
 //	  slis:                            # at least one; each with exactly one bound
@@ -27,10 +28,14 @@
 //	  - at: 10s                        # from the experiment's load start
 //	    for: 30s                       # removed at at+for, which must be within load.duration
 //	    spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}
+//	  - {at: 45s, for: 5s, proc: {name: order, action: kill}}   # under `up --procs` only
 //	expect:
 //	  - {sli: bff-errors, during: faults, max_error_ratio: 0.05}
 //	  - {metric: redline_ha_breaker_decisions_total, labels: {result: reject}, increases: true, within: 2s}
 //	  - {goodput: 0.9}
+//	  - {metric: redline_ha_balancer_picks_total, labels: {instance: note-2}, max_share: 0.2, of: {service: note}}
+//	  - {metric: redline_ha_quota_decisions_total, labels: {decision: admit}, max_rate: 55}
+//	  - {audit: checkout, settle: 60s}
 //	abort: {max_error_ratio: 0.5, max_p99: 2s}
 //	guard_interval: 1s                 # default 1s, at least 100ms, at most the window
 //	rollback_check: 10s                # default: the window; 0s skips the rehearsal
@@ -52,11 +57,22 @@
 // whatever traffic the system has. A lane needs a lane token in Env.Header (the CLI signs
 // one with stress.key).
 //
-// A fault's spec is a chaos/faults Spec, checked by Spec.Validate. ttl and until are
+// A fault is either spec or proc. A fault's spec is a chaos/faults Spec, checked by
+// Spec.Validate. ttl and until are
 // refused: the drill gives each fault a ttl of its life plus TTLMargin (10s), so a fault
 // expires by itself if the drill's process dies. Mind what sits above a fault: the BFF
 // serves its last good response for a GET whose handler fails with Unavailable
 // (ha/degrade), so an error fault meant to show at the BFF uses code Internal (500).
+//
+// A proc fault is a process fault through the supervisor of `redline up --procs`
+// (chaos/procs, POST /chaos/procs/{name}/{action} at target.procs or Env.Procs): action kill
+// (SIGKILL; the supervisor starts the process again after for) or pause (SIGSTOP for for).
+// Two proc faults on one process may not overlap; one whose process is still starting
+// from an earlier fault waits for it, up to 10s. Both actions end by themselves, as a ttl
+// ends an in-process fault; removing one early (the
+// schedule, the guard, the cleanup) starts or resumes the process at once. Under --procs
+// the SLIs and in-process faults go to Env.Admin, which is then one process's admin
+// endpoint: the CLI takes the BFF's from the supervisor's process list.
 //
 // An expectation is exactly one of:
 //
@@ -65,10 +81,23 @@
 //     removed), experiment (the experiment's load, start to end) or after (the check after).
 //   - metric: the metric (a counter's, gauge's or untyped value, a histogram's or
 //     summary's count, summed over the series whose labels include labels) rises
-//     (increases: true) or stays put (false), from just before the first fault to within
-//     after it (default: to the end of the faults).
+//     (increases: true) or stays put (false), from the first sample once the first fault
+//     is in to within after it (default: to the end of the faults).
+//     Instead of increases, max_rate bounds the rise a second (admitted requests stay
+//     within a rate limit), and max_share with of bounds the rise of the series matching
+//     labels as a share of the rise of those matching of (an instance's share of the
+//     picks); a max_share whose whole did not rise, or whose part matches no series at all
+//     (no such instance), fails rather than pass on nothing.
 //   - goodput: the experiment load's ok responses ÷ requests, over the seconds that overlap
 //     the faults, at least this. It needs load.rate > 0.
+//   - audit: checkout asks GET /chaos/audit/checkout (services/stack's CheckoutAudit, at
+//     the supervisor under --procs, else the admin endpoint) before the steady-state check
+//     and, after the check after the experiment, every second until the shop has settled
+//     (no order being created, no payment pending; at most settle, default 30s). It holds
+//     when the audit after finds no inconsistency (a paid order without its confirmed
+//     stock or its payment, a closed one with stock still held or a payment taken, a
+//     payment or reservation without its order) and every SKU's stock plus reserved plus
+//     sold is what it was before.
 //
 // abort sets the guard's bounds: max_error_ratio for every error-ratio SLI, max_p99 for
 // every p99 SLI; each defaults to the SLI's own bound × AbortFactor (5), and may not be
@@ -78,12 +107,32 @@
 // guard_interval, rollback_check) for a quick run (`redline drill --duration-scale 0.1`);
 // latency bounds and fault delays stay as they are.
 //
+// # Built-in drills
+//
+// Builtin names the demo's game days, embedded in the binary (Load takes a name when no
+// file has it; `redline drill --show NAME` prints one to copy). Each states in its comment
+// how to start the stack it needs.
+//
+//   - redis-down: every cache call fails; note reads fall through to the database
+//     (redline_note_reads_total{source="db"} rises, cache hits stop) and the read SLO holds.
+//   - note-slow-instance: instance note-2 of `up --note.replicas 2` answers 30ms late;
+//     P2C gives it at most 20% of the picks (redline_ha_balancer_picks_total) and the read
+//     SLO holds.
+//   - order-kill: under `up --procs`, order is killed twice and inventory once during
+//     checkouts; the checkout audit finds every order consistent and the stock conserved.
+//   - quota-down: every call to the quota service fails; the BFF's quota client falls back
+//     (transitions to fallback) and admits notes_create at most at the global 50/s.
+//   - payment-slow: the payment provider is 3s slow; the provider's breaker rejects, order
+//     creation and the pay route's latency hold, and once the shop settles every payment
+//     left pending has been charged by the retry loop (the audit).
+//
 // # Phases
 //
 //  1. steady-state: the load runs for window; every SLI over it must be within its bound.
 //     If not, the drill ends, not-steady, and nothing is injected.
 //  2. rollback-rehearsal (when rollback_check > 0): under load, every fault is added at
-//     once (POST /chaos/faults, ttl rollback_check + 10s), held for rollback_check, removed
+//     once (POST /chaos/faults, ttl rollback_check + 10s; a process named by several proc
+//     faults only by its first), held for rollback_check, removed
 //     (DELETE /chaos/faults/{id}), and then, sampling every guard interval, the SLIs over
 //     the time since the removal (at most window) must be within their bounds by
 //     rollback_check after it. If not, the drill ends, rollback-failed: a fault the system

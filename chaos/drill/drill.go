@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/chaos/faults"
+	"github.com/redline-dev/redline/chaos/procs"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/sre/slo"
@@ -31,6 +32,9 @@ const (
 	// MaxDuration bounds every span of a drill (window, load, a fault's life), so that each
 	// fault's ttl stays within the fault registry's default MaxTTL.
 	MaxDuration = faults.DefaultMaxTTL - TTLMargin
+	// maxProcFor bounds how long a process fault keeps a process down: the supervisor's
+	// own bounds on a restart delay and a pause.
+	maxProcFor = procs.MaxRestartAfter
 )
 
 // Kinds of SLI.
@@ -46,6 +50,28 @@ const (
 	ExpectSLI     = "sli"
 	ExpectMetric  = "metric"
 	ExpectGoodput = "goodput"
+	ExpectAudit   = "audit"
+)
+
+// Audits an audit expectation can ask for.
+const (
+	// AuditCheckout asks the admin endpoint's GET /chaos/audit/checkout: every order
+	// consistent with its stock reservation and its payments, and every SKU's stock plus
+	// reserved plus sold what it was before the drill.
+	AuditCheckout = "checkout"
+)
+
+// DefaultSettle is how long an audit waits, after the drill's last load, for the shop to
+// settle (no order being created, no payment pending) before it judges it.
+const DefaultSettle = 30 * time.Second
+
+// Process fault actions (a proc fault's action), through the supervisor of
+// `redline up --procs` (chaos/procs). Both end by themselves, as every drill fault must.
+const (
+	// ProcKill sends SIGKILL; the supervisor starts the process again after the fault's for.
+	ProcKill = "kill"
+	// ProcPause sends SIGSTOP, and SIGCONT after the fault's for.
+	ProcPause = "pause"
 )
 
 // Stretches an SLI expectation is judged over (its during).
@@ -88,9 +114,12 @@ type Drill struct {
 	Scenario *scenario.Scenario
 }
 
-// Target is where the drill runs; Env overrides it.
+// Target is where the drill runs; Env overrides it. Procs is the supervisor's admin
+// endpoint of `redline up --procs`, which process faults go to (and the audit, when set);
+// in that mode Admin is the admin endpoint of the process whose metrics the SLIs read
+// (the BFF's), and the CLI finds it from Procs.
 type Target struct {
-	BFF, Admin string
+	BFF, Admin, Procs string
 }
 
 // SteadyState is the hypothesis: every SLI within its bound over the trailing Window.
@@ -140,11 +169,29 @@ type LoadSpec struct {
 	Lane     string
 }
 
-// Fault is one fault of the experiment: Spec is added At after the load's start and
-// removed For later.
+// Fault is one fault of the experiment, added At after the load's start and removed For
+// later: either Spec, an in-process fault (chaos/faults) added through the admin API, or
+// Proc, a process fault through the supervisor.
 type Fault struct {
 	At, For time.Duration
 	Spec    faults.Spec
+	Proc    *ProcFault
+}
+
+// ProcFault is a process fault: Action (ProcKill or ProcPause) on the process Name of the
+// supervisor. The process is down (killed, or paused) for the fault's For and comes back
+// by itself: removing the fault early starts (or resumes) it.
+type ProcFault struct {
+	Name   string `json:"name"`
+	Action string `json:"action"`
+}
+
+// Describe is the fault on one line, for people.
+func (f Fault) Describe() string {
+	if f.Proc != nil {
+		return describeProc(*f.Proc, f.For)
+	}
+	return describe(f.Spec)
 }
 
 // Expectation is one thing the drill expects; Kind says which fields apply.
@@ -161,8 +208,20 @@ type Expectation struct {
 	Labels    map[string]string
 	Increases bool
 	Within    time.Duration
+	// MaxRate, for an ExpectMetric instead of Increases: the metric rises by at most this
+	// much a second over the faults (or within Within of the first).
+	MaxRate float64
+	// MaxShare and Of, for an ExpectMetric instead of Increases: the rise of the series
+	// matching Labels is at most MaxShare of the rise of those matching Of.
+	MaxShare float64
+	Of       map[string]string
 	// Goodput for an ExpectGoodput: ok responses ÷ requests during the faults, at least.
 	Goodput float64
+	// Audit for an ExpectAudit (AuditCheckout): the shop, audited before the drill and once
+	// settled after it (waiting at most Settle, default DefaultSettle), is consistent and
+	// conserves its stock.
+	Audit  string
+	Settle time.Duration
 }
 
 // Kind is ExpectSLI, ExpectMetric or ExpectGoodput.
@@ -170,6 +229,8 @@ func (e Expectation) Kind() string {
 	switch {
 	case e.Metric != "":
 		return ExpectMetric
+	case e.Audit != "":
+		return ExpectAudit
 	case e.Goodput > 0:
 		return ExpectGoodput
 	}
@@ -234,6 +295,7 @@ func (d *Drill) Scale(f float64) error {
 	for i := range d.Expect {
 		d.Expect[i].Within = sc(d.Expect[i].Within)
 	}
+	// Settle is left alone: the shop settles at its own pace.
 	d.RollbackCheck = sc(d.RollbackCheck)
 	d.GuardInterval = min(max(sc(d.interval()), MinGuardInterval), max(d.SteadyState.Window, MinGuardInterval))
 	return d.Validate()
@@ -296,7 +358,7 @@ func (d *Drill) check(lines map[string]int) []*FieldError {
 	if len(d.Description) > 1024 {
 		bad("description", "longer than 1024 bytes")
 	}
-	for _, u := range []struct{ field, v string }{{"target.bff", d.Target.BFF}, {"target.admin", d.Target.Admin}} {
+	for _, u := range []struct{ field, v string }{{"target.bff", d.Target.BFF}, {"target.admin", d.Target.Admin}, {"target.procs", d.Target.Procs}} {
 		if u.v != "" && !httpURL(u.v) {
 			bad(u.field, "%q is not an http(s) URL such as http://127.0.0.1:8080", u.v)
 		}
@@ -376,6 +438,34 @@ func (d *Drill) check(lines map[string]int) []*FieldError {
 		if l.Duration > 0 && f.At >= 0 && f.For > 0 && f.At+f.For > l.Duration {
 			bad(at, "at %v + for %v ends after the load's duration %v: faults must end while the load runs", f.At, f.For, l.Duration)
 		}
+		if f.Proc != nil {
+			if f.Spec != (faults.Spec{}) {
+				bad(at, "give spec (an in-process fault) or proc (a process fault), not both")
+				continue
+			}
+			switch p := f.Proc; {
+			case p.Name == "":
+				bad(at+".proc.name", "required: the process, as `redline proc list` names it (order, inventory, ...)")
+			case !dnsName.MatchString(p.Name):
+				bad(at+".proc.name", "%q is not a process name (lowercase letters, digits and '-')", p.Name)
+			}
+			switch f.Proc.Action {
+			case ProcKill, ProcPause:
+			case "":
+				bad(at+".proc.action", "required: kill (SIGKILL, restarted after for) or pause (SIGSTOP for for)")
+			default:
+				bad(at+".proc.action", "%q is neither kill nor pause (a process fault must end by itself)", f.Proc.Action)
+			}
+			if f.For > maxProcFor {
+				bad(at+".for", "%v: a process stays down at most %v", f.For, maxProcFor)
+			}
+			for j, g := range d.Faults[:i] {
+				if g.Proc != nil && g.Proc.Name == f.Proc.Name && f.At < g.At+g.For && g.At < f.At+f.For {
+					bad(at, "overlaps faults[%d] on process %s: a process can be down for one fault at a time", j, f.Proc.Name)
+				}
+			}
+			continue
+		}
 		if f.Spec.TTL != "" || f.Spec.Until != "" {
 			bad(at+".spec.ttl", "the drill sets each fault's ttl (for + %v, so it expires by itself): leave ttl and until out", TTLMargin)
 			continue
@@ -395,14 +485,20 @@ func (d *Drill) check(lines map[string]int) []*FieldError {
 	for i, e := range d.Expect {
 		at := fmt.Sprintf("expect[%d]", i)
 		set := 0
-		for _, b := range []bool{e.SLI != "", e.Metric != "", e.Goodput != 0} {
+		for _, b := range []bool{e.SLI != "", e.Metric != "", e.Goodput != 0, e.Audit != ""} {
 			if b {
 				set++
 			}
 		}
 		if set != 1 {
-			bad(at, "give exactly one of sli, metric and goodput")
+			bad(at, "give exactly one of sli, metric, goodput and audit")
 			continue
+		}
+		if e.Kind() != ExpectMetric && (e.MaxRate != 0 || e.MaxShare != 0 || e.Of != nil) {
+			bad(at, "max_rate, max_share and of bound a metric expectation")
+		}
+		if e.Kind() != ExpectAudit && e.Settle != 0 {
+			bad(at+".settle", "only an audit expectation takes settle")
 		}
 		switch {
 		case e.SLI != "":
@@ -439,9 +535,36 @@ func (d *Drill) check(lines map[string]int) []*FieldError {
 					bad(at+".labels."+k, "%q is not a label name", k)
 				}
 			}
+			for k := range e.Of {
+				if !labelName.MatchString(k) {
+					bad(at+".of."+k, "%q is not a label name", k)
+				}
+			}
 			span(at+".within", e.Within, true)
 			if e.During != "" || e.MaxErrorRatio != 0 || e.MaxP99 != 0 {
-				bad(at, "a metric expectation takes labels, increases and within only")
+				bad(at, "a metric expectation takes labels, increases (or max_rate, or max_share and of) and within only")
+			}
+			switch {
+			case e.MaxRate != 0 && e.MaxShare != 0:
+				bad(at, "give max_rate or max_share, not both")
+			case e.MaxRate != 0 && (!(e.MaxRate > 0) || math.IsInf(e.MaxRate, 0)):
+				bad(at+".max_rate", "%v is not a positive rate a second", e.MaxRate)
+			case e.MaxShare != 0 && !(e.MaxShare > 0 && e.MaxShare <= 1):
+				bad(at+".max_share", "%v is not a share in (0, 1]", e.MaxShare)
+			case e.MaxShare != 0 && len(e.Of) == 0:
+				bad(at+".of", "required with max_share: the labels of the whole the share is of (for example {service: note})")
+			case e.MaxShare == 0 && e.Of != nil:
+				bad(at+".of", "of goes with max_share")
+			}
+		case e.Audit != "":
+			if e.Audit != AuditCheckout {
+				bad(at+".audit", "%q is not an audit: the one there is is checkout", e.Audit)
+			}
+			if e.Settle < 0 || e.Settle > MaxDuration {
+				bad(at+".settle", "%v: want a duration up to %v such as 30s", e.Settle, MaxDuration)
+			}
+			if e.During != "" || e.MaxErrorRatio != 0 || e.MaxP99 != 0 || e.Labels != nil || e.Within != 0 {
+				bad(at, "an audit expectation takes audit and settle only")
 			}
 		default:
 			if !(e.Goodput > 0 && e.Goodput <= 1) {

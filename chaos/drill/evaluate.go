@@ -96,6 +96,8 @@ func (r *run) evaluate() {
 			o.Observed = "nothing: the experiment did not run"
 		case e.Kind() == ExpectSLI:
 			r.evalSLI(&o, e, exp, ffrom, fto, fok)
+		case e.Kind() == ExpectAudit:
+			r.evalAudit(&o)
 		case !fok:
 			o.Observed = "nothing: no fault was added"
 		case e.Kind() == ExpectMetric:
@@ -103,14 +105,43 @@ func (r *run) evaluate() {
 			if e.Within > 0 {
 				to = ffrom.Add(e.Within)
 			}
-			a, b, ok := r.smp.window(ffrom, to)
+			// From the first sample once the fault is in: a request in flight as it was
+			// added is no rise of the fault's making, and no breach of a "stays put".
+			first, ok := r.smp.after(ffrom)
+			var a, b sample
+			if ok {
+				a, b, ok = r.smp.window(first.at, to)
+			}
 			if !ok {
 				o.Observed = "no metrics sampled around the first fault"
 				break
 			}
-			o.Value = b.metrics[i] - a.metrics[i]
-			o.Pass = o.Value > 0 == e.Increases
-			o.Observed = fmt.Sprintf("%g → %g (%+g) from %.1fs to %.1fs", a.metrics[i], b.metrics[i], o.Value, r.t(a.at), r.t(b.at))
+			rise := b.metrics[i] - a.metrics[i]
+			stretch := fmt.Sprintf("from %.1fs to %.1fs", r.t(a.at), r.t(b.at))
+			switch {
+			case e.MaxRate > 0:
+				secs := b.at.Sub(a.at).Seconds()
+				o.Value = rise / secs
+				o.Pass = o.Value <= e.MaxRate
+				o.Observed = fmt.Sprintf("%.3g/s (%+g over %.1fs) %s", o.Value, rise, secs, stretch)
+			case e.MaxShare > 0:
+				whole := b.of[i] - a.of[i]
+				if !b.found[i] {
+					o.Observed = fmt.Sprintf("no series matches %s %s: is there such an instance or label?", labelText(e.Metric, e.Labels), stretch)
+					break
+				}
+				if whole <= 0 {
+					o.Observed = fmt.Sprintf("the whole (%s) did not rise %s: no share to judge", labelText(e.Metric, e.Of), stretch)
+					break
+				}
+				o.Value = rise / whole
+				o.Pass = o.Value <= e.MaxShare
+				o.Observed = fmt.Sprintf("%.2f%% (%g of %g) %s", 100*o.Value, rise, whole, stretch)
+			default:
+				o.Value = rise
+				o.Pass = o.Value > 0 == e.Increases
+				o.Observed = fmt.Sprintf("%g → %g (%+g) %s", a.metrics[i], b.metrics[i], o.Value, stretch)
+			}
 		case e.Kind() == ExpectGoodput:
 			ok, total := r.goodput(ffrom, fto)
 			if total == 0 {
@@ -195,15 +226,21 @@ func expectBound(s SLI, e Expectation) float64 {
 // expectText is an expectation for people: "bff-errors ≤ 5.00% during the faults".
 func expectText(d *Drill, e Expectation) string {
 	switch e.Kind() {
+	case ExpectAudit:
+		return "the shop settles, consistent: every order paid, closed or pending with its stock and payments, stock conserved"
 	case ExpectMetric:
-		m := e.Metric
-		if len(e.Labels) > 0 {
-			var ls []string
-			for k, v := range e.Labels {
-				ls = append(ls, fmt.Sprintf("%s=%q", k, v))
-			}
-			sort.Strings(ls)
-			m += "{" + strings.Join(ls, ",") + "}"
+		m := labelText(e.Metric, e.Labels)
+		var span string
+		if e.Within > 0 {
+			span = fmt.Sprintf("within %v of the first fault", e.Within)
+		} else {
+			span = "while the faults last"
+		}
+		switch {
+		case e.MaxRate > 0:
+			return fmt.Sprintf("%s rises by at most %g/s %s", m, e.MaxRate, span)
+		case e.MaxShare > 0:
+			return fmt.Sprintf("%s is at most %.0f%% of %s %s", m, 100*e.MaxShare, labelText(e.Metric, e.Of), span)
 		}
 		verb := "rises"
 		if !e.Increases {
@@ -222,4 +259,17 @@ func expectText(d *Drill, e Expectation) string {
 		during = DuringFaults
 	}
 	return fmt.Sprintf("%s ≤ %s during the %s", e.SLI, format(s.Kind(), expectBound(s, e)), during)
+}
+
+// labelText is a metric with its label matchers: name{a="1",b="2"}.
+func labelText(metric string, labels map[string]string) string {
+	if len(labels) == 0 {
+		return metric
+	}
+	var ls []string
+	for k, v := range labels {
+		ls = append(ls, fmt.Sprintf("%s=%q", k, v))
+	}
+	sort.Strings(ls)
+	return metric + "{" + strings.Join(ls, ",") + "}"
 }

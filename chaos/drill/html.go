@@ -144,8 +144,8 @@ the load was stopped and DELETE /chaos/faults answered at {{at $.Started .ActedA
 {{range .Guard.Decisions}}<tr><td>{{secs .T}}</td><td>{{.Action}}</td><td>{{.Detail}}</td></tr>
 {{end}}</table>
 <h2>Faults</h2>
-<table><tr><th>#</th><th>phase</th><th>id</th><th>type</th><th>scope</th><th>added</th><th>removed</th><th>by</th><th>ttl</th><th>note</th></tr>
-{{range .Faults}}<tr><td>{{.Index}}</td><td>{{.Phase}}</td><td>{{.ID}}</td><td>{{.Spec.Type}} {{.Spec.Delay}}{{.Spec.Code}}</td><td>{{.Spec.Service}} {{.Spec.Kind}} {{.Spec.Side}} {{.Spec.Target}} {{.Spec.Op}} {{.Spec.Lane}}</td><td>{{at $.Started .AddedAt}}</td><td>{{at $.Started .RemovedAt}}</td><td>{{.RemovedBy}}</td><td>{{.TTL}}</td><td>{{.Error}}</td></tr>
+<table><tr><th>#</th><th>phase</th><th>id</th><th>fault</th><th>added</th><th>removed</th><th>by</th><th>ttl</th><th>note</th></tr>
+{{range .Faults}}<tr><td>{{.Index}}</td><td>{{.Phase}}</td><td>{{.ID}}</td><td>{{.What}}</td><td>{{at $.Started .AddedAt}}</td><td>{{at $.Started .RemovedAt}}</td><td>{{.RemovedBy}}</td><td>{{.TTL}}</td><td>{{.Error}}</td></tr>
 {{end}}</table>
 {{with .Load}}<h2>Load (the experiment)</h2>
 <table><tr><th>planned</th><th>started</th><th>requests</th><th>ok</th><th>errors</th><th>p50</th><th>p99</th><th>elapsed</th><th>stopped</th></tr>

@@ -2,9 +2,11 @@ package drill
 
 import (
 	"bytes"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,11 +24,44 @@ import (
 // MaxBytes bounds a drill file.
 const MaxBytes = 1 << 20
 
-// Load reads the drill at path (Parse) and its load's scenario: a built-in name, or a file
-// relative to the drill's directory, checked against the RedNote BFF's routes. Nothing is
+//go:embed builtin/*.yaml
+var builtins embed.FS
+
+// builtinPrefix names the file of a built-in drill in errors and reports.
+const builtinPrefix = "builtin:"
+
+// Builtin lists the built-in drills, by name: the demo's game days (package doc).
+func Builtin() []string {
+	ents, _ := builtins.ReadDir("builtin")
+	var out []string
+	for _, e := range ents {
+		out = append(out, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	return out
+}
+
+// BuiltinSource returns the YAML of the built-in drill name.
+func BuiltinSource(name string) ([]byte, error) {
+	if !slices.Contains(Builtin(), name) {
+		return nil, fmt.Errorf("%w: %q is not a built-in drill (%s)", ErrInvalid, name, strings.Join(Builtin(), ", "))
+	}
+	return builtins.ReadFile("builtin/" + name + ".yaml")
+}
+
+// Load reads the drill at ref (Parse) and its load's scenario: a built-in name, or a file
+// relative to the drill's directory, checked against the RedNote BFF's routes. ref is a
+// file, or the name of a built-in drill (Builtin) when no such file exists. Nothing is
 // sent.
-func Load(path string) (*Drill, error) {
-	b, err := os.ReadFile(path)
+func Load(ref string) (*Drill, error) {
+	path := ref
+	b, err := os.ReadFile(ref)
+	if errors.Is(err, fs.ErrNotExist) && slices.Contains(Builtin(), ref) {
+		path = builtinPrefix + ref
+		b, err = BuiltinSource(ref)
+	}
+	if errors.Is(err, fs.ErrNotExist) && !strings.ContainsAny(ref, "/.") {
+		return nil, fmt.Errorf("%w: %q is neither a drill file nor a built-in drill (%s)", ErrInvalid, ref, strings.Join(Builtin(), ", "))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -46,7 +81,7 @@ func (d *Drill) loadScenario() error {
 		return nil
 	}
 	ref := d.Load.Scenario
-	if !slices.Contains(scenario.Builtin(), ref) && !filepath.IsAbs(ref) && d.File != "" {
+	if !slices.Contains(scenario.Builtin(), ref) && !filepath.IsAbs(ref) && d.File != "" && !strings.HasPrefix(d.File, builtinPrefix) {
 		ref = filepath.Join(filepath.Dir(d.File), ref)
 	}
 	s, err := scenario.Load(ref, scenario.Routes(scenario.RedNoteRoutes))
@@ -157,7 +192,7 @@ func (p *parser) parse(data []byte) *Drill {
 	d.Name = o.Str("name", false)
 	d.Description = o.Str("description", false)
 	if t := o.Child("target", false); t != nil {
-		d.Target.BFF, d.Target.Admin = t.Str("bff", false), t.Str("admin", false)
+		d.Target.BFF, d.Target.Admin, d.Target.Procs = t.Str("bff", false), t.Str("admin", false), t.Str("procs", false)
 		t.End()
 	}
 	if ss := o.Child("steady_state", false); ss != nil {
@@ -194,10 +229,22 @@ func (p *parser) parse(data []byte) *Drill {
 		var fl Fault
 		fl.At, _ = f.Duration("at", false)
 		fl.For, _ = f.Duration("for", false)
-		if n := f.Get("spec"); n == nil {
-			p.dec.Failf(f.Node(), f.Join("spec"), "required: the fault, as chaos/faults takes it (type, service, kind, ...)")
-		} else if s := p.dec.Mapping(n, f.Join("spec")); s != nil {
-			fl.Spec = faultSpec(s)
+		sn, pn := f.Get("spec"), f.Get("proc")
+		switch {
+		case sn == nil && pn == nil:
+			p.dec.Failf(f.Node(), f.Join("spec"), "required: the fault, as chaos/faults takes it (type, service, kind, ...), "+
+				"or proc: {name, action} for a process fault")
+		case sn != nil && pn != nil:
+			p.dec.Failf(pn, f.Join("proc"), "give spec (an in-process fault) or proc (a process fault), not both")
+		case sn != nil:
+			if s := p.dec.Mapping(sn, f.Join("spec")); s != nil {
+				fl.Spec = faultSpec(s)
+			}
+		default:
+			if s := p.dec.Mapping(pn, f.Join("proc")); s != nil {
+				fl.Proc = &ProcFault{Name: s.Str("name", false), Action: s.Str("action", false)}
+				s.End()
+			}
 		}
 		f.End()
 		d.Faults = append(d.Faults, fl)
@@ -212,15 +259,25 @@ func (p *parser) parse(data []byte) *Drill {
 		x.MaxErrorRatio, _ = e.Float("max_error_ratio", false)
 		x.MaxP99, _ = e.Duration("max_p99", false)
 		x.Labels = strMap(e, "labels")
+		x.MaxRate, _ = e.Float("max_rate", false)
+		x.MaxShare, _ = e.Float("max_share", false)
+		x.Of = strMap(e, "of")
+		bounded := e.Get("max_rate") != nil || e.Get("max_share") != nil
 		var set bool
 		x.Increases, set = e.Bool("increases")
-		if x.Metric != "" && !set && !p.failed[e.Join("increases")] {
-			p.dec.Failf(e.Node(), e.Join("increases"), "required for a metric expectation: true (it rises) or false (it stays put)")
-		} else if x.Metric == "" && set {
+		switch {
+		case x.Metric != "" && !set && !bounded && !p.failed[e.Join("increases")]:
+			p.dec.Failf(e.Node(), e.Join("increases"), "required for a metric expectation: true (it rises) or false (it stays put), "+
+				"unless max_rate or max_share bounds it")
+		case x.Metric != "" && set && bounded:
+			p.dec.Failf(e.Get("increases"), e.Join("increases"), "give increases, max_rate or max_share: one check per expectation")
+		case x.Metric == "" && set:
 			p.dec.Failf(e.Get("increases"), e.Join("increases"), "only a metric expectation takes increases")
 		}
 		x.Within, _ = e.Duration("within", false)
 		x.Goodput, _ = e.Float("goodput", false)
+		x.Audit = e.Str("audit", false)
+		x.Settle, _ = e.Duration("settle", false)
 		e.End()
 		d.Expect = append(d.Expect, x)
 	}
@@ -244,7 +301,7 @@ func (p *parser) parse(data []byte) *Drill {
 func faultSpec(o *specyaml.Mapping) faults.Spec {
 	var s faults.Spec
 	for k, dst := range map[string]*string{"id": &s.ID, "type": &s.Type, "service": &s.Service, "kind": &s.Kind,
-		"side": &s.Side, "target": &s.Target, "op": &s.Op, "lane": &s.Lane, "delay": &s.Delay, "jitter": &s.Jitter,
+		"side": &s.Side, "instance": &s.Instance, "target": &s.Target, "op": &s.Op, "lane": &s.Lane, "delay": &s.Delay, "jitter": &s.Jitter,
 		"message": &s.Message, "max_wait": &s.MaxWait, "reason": &s.Reason} {
 		*dst = o.Str(k, false)
 	}

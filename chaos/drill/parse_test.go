@@ -142,15 +142,15 @@ func TestParseRejectsBadDrills(t *testing.T) {
 		{"fault with a ttl", edit("delay: 300ms}", "delay: 300ms, ttl: 1h}"), []string{"faults[0].spec.ttl: the drill sets each fault's ttl"}},
 		{"fault too long", edit("duration: 60s", "duration: 2h"), []string{"load.duration: 2h0m0s is longer than 59m50s"}},
 		{"expect unknown SLI", edit("sli: bff-errors, during", "sli: bff-latency, during"), []string{"expect[0].sli: no SLI \"bff-latency\""}},
-		{"expect two kinds", edit("{goodput: 0.9}", "{goodput: 0.9, sli: bff-errors}"), []string{"expect[2]: give exactly one of sli, metric and goodput"}},
-		{"expect nothing", edit("{goodput: 0.9}", "{during: faults}"), []string{"expect[2]: give exactly one of sli, metric and goodput"}},
+		{"expect two kinds", edit("{goodput: 0.9}", "{goodput: 0.9, sli: bff-errors}"), []string{"expect[2]: give exactly one of sli, metric, goodput and audit"}},
+		{"expect nothing", edit("{goodput: 0.9}", "{during: faults}"), []string{"expect[2]: give exactly one of sli, metric, goodput and audit"}},
 		{"expect bad during", edit("during: faults", "during: lunch"), []string{"expect[0].during: \"lunch\" is not faults, experiment or after"}},
 		{"expect the wrong bound", edit("during: faults, max_error_ratio: 0.05", "during: faults, max_p99: 1s"),
 			[]string{"expect[0].max_p99: SLI \"bff-errors\" is an error ratio: bound it with max_error_ratio"}},
 		{"metric without increases", edit("increases: true, ", ""), []string{"expect[1].increases: required for a metric expectation"}},
 		{"increases not a bool", edit("increases: true", "increases: maybe"), []string{"expect[1].increases: \"maybe\" is not true or false"}},
 		{"bad metric name", edit("metric: redline_ha_breaker_decisions_total", "metric: breaker-decisions"), []string{"expect[1].metric: \"breaker-decisions\" is not a Prometheus metric name"}},
-		{"metric with a bound", edit("within: 2s}", "within: 2s, max_p99: 1s}"), []string{"expect[1]: a metric expectation takes labels, increases and within only"}},
+		{"metric with a bound", edit("within: 2s}", "within: 2s, max_p99: 1s}"), []string{"expect[1]: a metric expectation takes labels, increases (or max_rate, or max_share and of) and within only"}},
 		{"goodput over 1", edit("goodput: 0.9", "goodput: 90"), []string{"expect[2].goodput: 90 is not a ratio in (0, 1]"}},
 		{"goodput without load", edit("rate: 50", "rate: 0"), []string{"expect[2].goodput: goodput is measured on the drill's own load"}},
 		{"abort below the bound", edit("max_error_ratio: 0.5", "max_error_ratio: 0.001"),
@@ -162,6 +162,26 @@ func TestParseRejectsBadDrills(t *testing.T) {
 		{"negative rollback check", edit("rollback_check: 10s", "rollback_check: -1s"), []string{"rollback_check: -1s: want a positive duration"}},
 		{"an alias", edit("steady_state:\n", "steady_state: &ss\n"), []string{"steady_state: YAML anchors and aliases are not supported"}},
 		{"several at once", edit("rate: 50", "rate: -1") + "bogus: 1\n", []string{"load.rate", "bogus: unknown field"}},
+		{"spec and proc", edit("type: delay, delay: 300ms}", "type: delay, delay: 300ms}\n    proc: {name: order, action: kill}"),
+			[]string{"faults[0].proc: give spec (an in-process fault) or proc (a process fault), not both"}},
+		{"proc without a name", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "proc: {action: kill}"),
+			[]string{"faults[0].proc.name: required"}},
+		{"proc stop", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "proc: {name: order, action: stop}"),
+			[]string{"faults[0].proc.action: \"stop\" is neither kill nor pause (a process fault must end by itself)"}},
+		{"proc unknown field", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "proc: {name: order, action: kill, signal: 9}"),
+			[]string{"faults[0].proc.signal: unknown field"}},
+		{"metric increases and max_rate", edit("increases: true,", "increases: true, max_rate: 5,"),
+			[]string{"expect[1].increases: give increases, max_rate or max_share"}},
+		{"max_share without of", edit("increases: true,", "max_share: 0.2,"), []string{"expect[1].of: required with max_share"}},
+		{"max_share over 1", edit("increases: true,", "max_share: 20, of: {service: note},"), []string{"expect[1].max_share: 20 is not a share in (0, 1]"}},
+		{"negative max_rate", edit("increases: true,", "max_rate: -1,"), []string{"expect[1].max_rate: -1 is not a positive rate"}},
+		{"of without max_share", edit("increases: true,", "increases: true, of: {service: note},"), []string{"expect[1].of: of goes with max_share"}},
+		{"proc faults overlap", edit("    spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}",
+			"    proc: {name: order, action: kill}\n  - {at: 20s, for: 5s, proc: {name: order, action: pause}}"),
+			[]string{"faults[1]: overlaps faults[0] on process order"}},
+		{"unknown audit", edit("{goodput: 0.9}", "{audit: ledger}"), []string{"expect[2].audit: \"ledger\" is not an audit"}},
+		{"audit with labels", edit("{goodput: 0.9}", "{audit: checkout, labels: {a: b}}"), []string{"expect[2]: an audit expectation takes audit and settle only"}},
+		{"settle on a goodput", edit("{goodput: 0.9}", "{goodput: 0.9, settle: 5s}"), []string{"expect[2].settle: only an audit expectation takes settle"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := Parse("d.yaml", []byte(tc.yaml))
@@ -198,6 +218,8 @@ func TestParseTakesEveryFaultField(t *testing.T) {
 			continue
 		case "delay", "jitter", "code", "message":
 			continue // refused on a timeout fault; checked below on their own types
+		case "instance":
+			continue // a server side's; checked below
 		}
 		v, ok := values[name]
 		if !ok {
@@ -206,7 +228,8 @@ func TestParseTakesEveryFaultField(t *testing.T) {
 		fields = append(fields, name+": "+v)
 	}
 	spec := "{" + strings.Join(fields, ", ") + "}"
-	for _, s := range []string{spec, "{type: delay, delay: 10ms, jitter: 5ms}", "{type: error, code: 503, message: down}"} {
+	for _, s := range []string{spec, "{type: delay, delay: 10ms, jitter: 5ms}", "{type: error, code: 503, message: down}",
+		"{type: delay, delay: 10ms, service: note, kind: grpc, side: server, instance: note-2}"} {
 		y := strings.Replace(goodDrill, "{service: note, kind: grpc, side: server, type: delay, delay: 300ms}", s, 1)
 		if _, err := Parse("d.yaml", []byte(y)); err != nil {
 			t.Errorf("spec %s: %v", s, err)
@@ -270,3 +293,59 @@ journeys:
     steps:
       - {name: explore, path: '/v1/explore?kind=hot&limit=5'}
 `
+
+func TestParseProcFaultsAndNewExpectations(t *testing.T) {
+	y := strings.NewReplacer(
+		"spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "proc: {name: order, action: kill}",
+		"{goodput: 0.9}", "{audit: checkout, settle: 20s}",
+		"labels: {result: reject}, increases: true, within: 2s}", "labels: {instance: note-2}, max_share: 0.25, of: {service: note}}",
+		"admin: http://127.0.0.1:9090}", "admin: http://127.0.0.1:9105, procs: http://127.0.0.1:9090}",
+	).Replace(goodDrill)
+	y = strings.Replace(y, "abort:", "  - {metric: redline_ha_quota_decisions_total, labels: {decision: admit}, max_rate: 55}\nabort:", 1)
+	d, err := Parse("d.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Faults[0].Proc; got == nil || *got != (ProcFault{Name: "order", Action: ProcKill}) || d.Faults[0].Spec != (faults.Spec{}) {
+		t.Errorf("faults[0] = %+v; want proc kill order and no spec", d.Faults[0])
+	}
+	if d.Target.Procs != "http://127.0.0.1:9090" {
+		t.Errorf("target.procs = %q", d.Target.Procs)
+	}
+	if e := d.Expect[1]; e.Kind() != ExpectMetric || e.MaxShare != 0.25 || e.Of["service"] != "note" || e.Labels["instance"] != "note-2" {
+		t.Errorf("expect[1] = %+v; want a max_share of note", e)
+	}
+	if e := d.Expect[2]; e.Kind() != ExpectAudit || e.Audit != AuditCheckout || e.Settle != 20*time.Second {
+		t.Errorf("expect[2] = %+v; want the checkout audit, settle 20s", e)
+	}
+	if e := d.Expect[3]; e.Kind() != ExpectMetric || e.MaxRate != 55 {
+		t.Errorf("expect[3] = %+v; want max_rate 55", e)
+	}
+	if got := d.Faults[0].Describe(); got != "kill -9 order (restarted after 30s)" {
+		t.Errorf("Describe = %q", got)
+	}
+}
+
+// TestBuiltinDrills: every built-in drill loads (its scenario too) and stays valid at the
+// scales the tests and `--duration-scale` use.
+func TestBuiltinDrills(t *testing.T) {
+	want := []string{"note-slow-instance", "order-kill", "payment-slow", "quota-down", "redis-down"}
+	if got := Builtin(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Builtin() = %v; want %v", got, want)
+	}
+	for _, name := range want {
+		d, err := Load(name)
+		if err != nil {
+			t.Fatalf("Load(%q): %v", name, err)
+		}
+		if d.Name != name || d.File != "builtin:"+name || d.Scenario == nil || d.Description == "" {
+			t.Errorf("Load(%q) = name %q, file %q, scenario %v, description %q", name, d.Name, d.File, d.Scenario != nil, d.Description)
+		}
+		if err := d.Scale(0.5); err != nil {
+			t.Errorf("%s at half length: %v", name, err)
+		}
+	}
+	if _, err := Load("redis-dwn"); err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "neither a drill file nor a built-in drill (note-slow-instance,") {
+		t.Errorf("Load(redis-dwn) = %v; want an error listing the built-in drills", err)
+	}
+}

@@ -52,6 +52,7 @@ type Report struct {
 	RunID       string  `json:"run_id"`
 	BFF         string  `json:"bff"`
 	Admin       string  `json:"admin"`
+	Procs       string  `json:"procs,omitempty"`
 	Lane        string  `json:"lane,omitempty"`
 	Rate        float64 `json:"rate"`
 	// Window is the steady-state window in seconds: every SLI value is over the window
@@ -104,9 +105,13 @@ type FaultRecord struct {
 	// Index is the fault's position in the drill's faults.
 	Index int `json:"index"`
 	// Phase is rollback-rehearsal or experiment.
-	Phase string      `json:"phase"`
-	ID    string      `json:"id,omitempty"`
-	Spec  faults.Spec `json:"spec"`
+	Phase string `json:"phase"`
+	ID    string `json:"id,omitempty"`
+	// What is the fault on one line, for people.
+	What string `json:"what"`
+	// Spec is an in-process fault's, Proc a process fault's.
+	Spec faults.Spec `json:"spec,omitzero"`
+	Proc *ProcFault  `json:"proc,omitempty"`
 	// At and For are the planned offset from the experiment's start and the life, in
 	// seconds.
 	At  float64 `json:"at"`

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -27,7 +28,11 @@ type Env struct {
 	// BFF and Admin are the base URLs of the BFF (the load's target) and the admin endpoint
 	// (/metrics and /chaos/faults); each overrides the drill's target when set.
 	BFF, Admin string
-	// AdminToken is the admin endpoint's bearer token, also sent to the SRE API.
+	// Procs is the supervisor's admin endpoint under `redline up --procs`: process faults
+	// go there, and the audit; it overrides the drill's target.procs.
+	Procs string
+	// AdminToken is the admin endpoint's bearer token, also sent to the SRE API and the
+	// supervisor.
 	AdminToken string
 	// SRE is the SRE API's base URL; when set, the drill is recorded on an incident.
 	SRE string
@@ -46,6 +51,10 @@ type Env struct {
 	// characters.
 	RunID string
 }
+
+// procStartWait is how long a process fault waits for its process to run (one back from
+// an earlier fault may still be starting) before it gives up.
+const procStartWait = 10 * time.Second
 
 // blindLimit is how many failed scrapes in a row the armed guard tolerates before it
 // aborts: a guard that cannot see must not let a fault run on.
@@ -79,6 +88,14 @@ func Run(ctx context.Context, d *Drill, env Env) (*Report, error) {
 				ErrInvalid, u.what, u.v, strings.ToLower(u.what))
 		}
 	}
+	procsURL := cmp.Or(env.Procs, d.Target.Procs)
+	if procsURL != "" && !httpURL(procsURL) {
+		return nil, fmt.Errorf("%w: the supervisor's URL %q is not an http(s) URL", ErrInvalid, procsURL)
+	}
+	if procsURL == "" && slices.ContainsFunc(d.Faults, func(f Fault) bool { return f.Proc != nil }) {
+		return nil, fmt.Errorf("%w: process faults go to the supervisor of `redline up --procs`: "+
+			"set target.procs in the drill or pass its admin URL (redline drill --procs http://127.0.0.1:9090)", ErrInvalid)
+	}
 	if env.SRE != "" && !httpURL(env.SRE) {
 		return nil, fmt.Errorf("%w: the SRE API URL %q is not an http(s) URL", ErrInvalid, env.SRE)
 	}
@@ -102,6 +119,7 @@ func Run(ctx context.Context, d *Drill, env Env) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	env.Procs = procsURL
 	r := newRun(d, env, bff, admin, runner)
 	return r.run(ctx)
 }
@@ -112,6 +130,7 @@ type run struct {
 	env    Env
 	clk    load.Clock
 	admin  *api
+	procs  *api // the supervisor's admin endpoint; nil without process faults or an audit there
 	tl     *timeline
 	smp    *sampler
 	runner *scenario.Runner
@@ -143,12 +162,20 @@ type run struct {
 	active  map[string]int // id → index in rep.Faults of the faults added and not removed
 	aborted bool
 	res     *load.Result // the experiment's load
+	seq     int          // numbers process faults' ids
+
+	// The checkout audits before the drill and after it, when an expectation asks.
+	auditBefore, auditAfter *checkoutAudit
+	auditErr                string
 }
 
 func newRun(d *Drill, env Env, bff, admin string, runner *scenario.Runner) *run {
 	r := &run{d: d, env: env, clk: env.Clock, runner: runner, active: map[string]int{}, cleared: make(chan struct{}),
 		admin: &api{base: strings.TrimSuffix(admin, "/"), token: env.AdminToken, hc: env.Client}}
-	r.rep = &Report{Drill: d.Name, Description: d.Description, File: d.File, RunID: env.RunID, BFF: bff, Admin: admin,
+	if env.Procs != "" {
+		r.procs = &api{base: strings.TrimSuffix(env.Procs, "/"), token: env.AdminToken, hc: env.Client}
+	}
+	r.rep = &Report{Drill: d.Name, Description: d.Description, File: d.File, RunID: env.RunID, BFF: bff, Admin: admin, Procs: env.Procs,
 		Lane: d.Load.Lane, Rate: d.Load.Rate, Window: d.SteadyState.Window.Seconds(), Guard: Guard{Interval: d.interval().Seconds()}}
 	// The scrapes time out within the guard's pace, so a slow endpoint costs a sample, not
 	// the schedule.
@@ -215,6 +242,11 @@ func (r *run) phases(ctx context.Context) error {
 			return fmt.Errorf("log in the scenario's users at %s: %w", r.rep.BFF, err)
 		}
 	}
+	if r.audits() {
+		if err := r.auditNow(ctx, "before", &r.auditBefore); err != nil {
+			return err
+		}
+	}
 	ph := r.hypothesis(ctx, PhaseSteady)
 	if !ph.Pass || ctx.Err() != nil {
 		return ctx.Err()
@@ -232,6 +264,9 @@ func (r *run) phases(ctx context.Context) error {
 		return ctx.Err()
 	}
 	r.hypothesis(ctx, PhaseAfter)
+	if ctx.Err() == nil && r.audits() {
+		r.auditSettled(ctx)
+	}
 	return ctx.Err()
 }
 
@@ -278,7 +313,15 @@ func (r *run) rehearse(ctx context.Context) (Phase, error) {
 		}
 		return ph, err
 	}
-	for i := range r.d.Faults {
+	procs := map[string]bool{}
+	for i, f := range r.d.Faults {
+		// A process is killed or paused once: a second fault on it rehearses nothing more.
+		if f.Proc != nil {
+			if procs[f.Proc.Name] {
+				continue
+			}
+			procs[f.Proc.Name] = true
+		}
 		id, err := r.addFault(ctx, i, PhaseRehearsal, rc)
 		if err != nil {
 			return fail(err)
@@ -359,6 +402,7 @@ func (r *run) experiment(ctx context.Context) error {
 		case 1:
 			r.smp.take()
 			ids[ev.i], err = r.addFault(ctx, ev.i, PhaseExperiment, d.Faults[ev.i].For)
+			r.smp.take() // where metric expectations start (evaluate)
 		case 0:
 			err = r.removeFault(ctx, ids[ev.i], "schedule")
 			r.smp.take()
@@ -527,14 +571,37 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 	r.aborted = true // from here addFault registers nothing: see run.mu
 	r.mu.Unlock()
 	n, err := r.admin.clearFaults(ctx)
+	// Processes the drill holds down come back at once.
+	r.mu.Lock()
+	var down []FaultRecord
+	for _, i := range r.active {
+		if r.rep.Faults[i].Proc != nil {
+			down = append(down, r.rep.Faults[i])
+		}
+	}
+	r.mu.Unlock()
+	var procErrs []string
+	back := map[string]bool{}
+	for _, rec := range down {
+		if perr := r.del(ctx, rec); perr != nil {
+			procErrs = append(procErrs, perr.Error())
+		} else {
+			back[rec.ID] = true
+			n++
+		}
+	}
 	acted := r.clk.Now()
 	ab := &GuardAbort{SLI: sli, Observed: observed, Bound: bound, Reason: reason, LastOKAt: r.lastOK, BreachAt: s.at, ActedAt: acted, Cleared: n}
 	r.mu.Lock()
 	if err != nil {
 		ab.ClearError = err.Error()
-	} else {
-		for id, i := range r.active {
-			r.rep.Faults[i].RemovedAt, r.rep.Faults[i].RemovedBy = acted, "guard"
+	}
+	if len(procErrs) > 0 {
+		ab.ClearError = strings.Join(append([]string{ab.ClearError}, procErrs...), "; ")
+	}
+	for id, i := range r.active {
+		if f := &r.rep.Faults[i]; f.Proc == nil && err == nil || back[id] {
+			f.RemovedAt, f.RemovedBy = acted, "guard"
 			delete(r.active, id)
 		}
 	}
@@ -542,8 +609,12 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 	r.mu.Unlock()
 	close(r.cleared)
 	detail := fmt.Sprintf("%s; load stopped; DELETE /chaos/faults removed %d", reason, n)
-	if err != nil {
-		detail = fmt.Sprintf("%s; load stopped; DELETE /chaos/faults FAILED: %v (the faults expire by their ttl)", reason, err)
+	if len(down) > 0 {
+		detail = fmt.Sprintf("%s; load stopped; DELETE /chaos/faults and bringing back the processes removed %d", reason, n)
+	}
+	if err != nil || len(procErrs) > 0 {
+		detail = fmt.Sprintf("%s; load stopped; clearing the faults FAILED: %s (the faults expire by their ttl, processes come back after their for)",
+			reason, ab.ClearError)
 	}
 	r.decide(acted, "abort", detail)
 	r.say(acted, "GUARD ABORT: %s", detail)
@@ -584,12 +655,15 @@ func (r *run) decide(at time.Time, action, detail string) {
 // trip; it then returns errAborted after the guard has cleared the faults.
 func (r *run) addFault(ctx context.Context, i int, phase string, life time.Duration) (string, error) {
 	f := r.d.Faults[i]
-	spec := f.Spec
-	spec.TTL = (life + TTLMargin).String()
-	if spec.Reason == "" {
-		spec.Reason = fmt.Sprintf("drill %s run %s: faults[%d]", r.d.Name, r.rep.RunID, i)
+	f.For = life
+	rec := FaultRecord{Index: i, Phase: phase, At: f.At.Seconds(), For: life.Seconds(), What: f.Describe(), Proc: f.Proc}
+	if f.Proc == nil {
+		f.Spec.TTL = (life + TTLMargin).String()
+		if f.Spec.Reason == "" {
+			f.Spec.Reason = fmt.Sprintf("drill %s run %s: faults[%d]", r.d.Name, r.rep.RunID, i)
+		}
+		rec.Spec, rec.TTL = f.Spec, f.Spec.TTL
 	}
-	rec := FaultRecord{Index: i, Phase: phase, Spec: spec, At: f.At.Seconds(), For: life.Seconds(), TTL: spec.TTL}
 	if phase == PhaseRehearsal {
 		rec.At = 0
 	}
@@ -600,17 +674,17 @@ func (r *run) addFault(ctx context.Context, i int, phase string, life time.Durat
 		<-r.cleared
 		return "", errAborted
 	}
-	got, err := r.admin.addFault(context.WithoutCancel(ctx), spec)
+	id, err := r.post(context.WithoutCancel(ctx), f)
 	now := r.clk.Now()
 	r.mu.Lock()
 	aborted = r.aborted
 	if err != nil {
 		rec.Error = err.Error()
 	} else {
-		rec.ID, rec.AddedAt = got.ID, now
+		rec.ID, rec.AddedAt = id, now
 	}
 	if err == nil && !aborted {
-		r.active[got.ID] = len(r.rep.Faults)
+		r.active[id] = len(r.rep.Faults)
 	}
 	r.rep.Faults = append(r.rep.Faults, rec)
 	k := len(r.rep.Faults) - 1
@@ -619,7 +693,7 @@ func (r *run) addFault(ctx context.Context, i int, phase string, life time.Durat
 		// The guard tripped during the POST; its DELETE may have gone first, so this fault
 		// is this call's to remove.
 		if err == nil {
-			r.dropLate(ctx, k, got.ID)
+			r.dropLate(ctx, k, rec)
 		}
 		<-r.cleared
 		return "", errAborted
@@ -627,26 +701,79 @@ func (r *run) addFault(ctx context.Context, i int, phase string, life time.Durat
 	if err != nil {
 		return "", fmt.Errorf("add faults[%d]: %w", i, err)
 	}
-	r.say(now, "fault %d added (%s, ttl %s): %s", i, got.ID, spec.TTL, describe(spec))
-	r.tl.note(ctx, fmt.Sprintf("%s: fault %s added: %s", phase, got.ID, describe(spec)))
-	return got.ID, nil
+	r.say(now, "fault %d added (%s): %s", i, id, rec.What)
+	r.tl.note(ctx, fmt.Sprintf("%s: fault %s added: %s", phase, id, rec.What))
+	return id, nil
 }
 
-// dropLate removes fault id, record k, added while the guard tripped.
-func (r *run) dropLate(ctx context.Context, k int, id string) {
-	err := r.admin.removeFault(context.WithoutCancel(ctx), id)
+// post adds f (For is its life) where its kind goes and returns its id: an in-process
+// fault through the admin API's POST /chaos/faults, a process fault through the
+// supervisor's POST /chaos/procs/{name}/{kill|pause}.
+func (r *run) post(ctx context.Context, f Fault) (string, error) {
+	if f.Proc == nil {
+		got, err := r.admin.addFault(ctx, f.Spec)
+		return got.ID, err
+	}
+	body := map[string]string{"for": f.For.String()}
+	if f.Proc.Action == ProcKill {
+		body = map[string]string{"restart_after": f.For.String()}
+	}
+	path := "/chaos/procs/" + url.PathEscape(f.Proc.Name) + "/" + f.Proc.Action
+	// A process back from an earlier fault may still be starting: the supervisor refuses
+	// (412) until it runs, so wait for it a little.
+	deadline := r.clk.Now().Add(procStartWait)
+	for {
+		err := r.procs.do(ctx, http.MethodPost, path, body, nil)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errPrecondition) || !r.clk.Now().Before(deadline) {
+			return "", err
+		}
+		if r.clk.SleepUntil(ctx, r.clk.Now().Add(250*time.Millisecond)) != nil {
+			return "", err
+		}
+	}
+	r.mu.Lock()
+	r.seq++
+	id := fmt.Sprintf("proc-%s-%d", f.Proc.Name, r.seq)
+	r.mu.Unlock()
+	return id, nil
+}
+
+// del removes the fault of rec: an in-process one by id, which is errNotFound when it is
+// already gone; a process fault by starting (after a kill) or resuming (after a pause) the
+// process now, which changes nothing when it is back already.
+func (r *run) del(ctx context.Context, rec FaultRecord) error {
+	if rec.Proc == nil {
+		return r.admin.removeFault(ctx, rec.ID)
+	}
+	action := "start"
+	if rec.Proc.Action == ProcPause {
+		action = "resume"
+	}
+	if err := r.procs.do(ctx, http.MethodPost, "/chaos/procs/"+url.PathEscape(rec.Proc.Name)+"/"+action, nil, nil); err != nil {
+		return fmt.Errorf("%s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// dropLate removes the fault of rec, record k, added while the guard tripped.
+func (r *run) dropLate(ctx context.Context, k int, rec FaultRecord) {
+	id := rec.ID
+	err := r.del(context.WithoutCancel(ctx), rec)
 	now := r.clk.Now()
 	if errors.Is(err, errNotFound) { // the guard's DELETE /chaos/faults came after the POST
 		err = nil
 	}
 	r.mu.Lock()
-	rec := &r.rep.Faults[k]
+	fr := &r.rep.Faults[k]
 	if err == nil {
-		rec.RemovedAt, rec.RemovedBy = now, "guard"
+		fr.RemovedAt, fr.RemovedBy = now, "guard"
 	} else {
-		rec.Error = err.Error()
+		fr.Error = err.Error()
 	}
-	index := rec.Index
+	index := fr.Index
 	r.mu.Unlock()
 	if err != nil {
 		r.warn(fmt.Sprintf("fault %s, added as the guard tripped, not removed: %v: it expires by its ttl", id, err))
@@ -658,12 +785,16 @@ func (r *run) dropLate(ctx context.Context, k int, id string) {
 // removeFault removes fault id if it is still active; one already gone is noted.
 func (r *run) removeFault(ctx context.Context, id, by string) error {
 	r.mu.Lock()
-	_, ok := r.active[id]
+	k, ok := r.active[id]
+	var fr FaultRecord
+	if ok {
+		fr = r.rep.Faults[k]
+	}
 	r.mu.Unlock()
 	if !ok {
 		return nil
 	}
-	err := r.admin.removeFault(context.WithoutCancel(ctx), id)
+	err := r.del(context.WithoutCancel(ctx), fr)
 	now := r.clk.Now()
 	r.mu.Lock()
 	i, ok := r.active[id]
@@ -805,6 +936,9 @@ func describe(s faults.Spec) string {
 			scope = append(scope, v)
 		}
 	}
+	if s.Instance != "" {
+		scope = append(scope, "instance "+s.Instance)
+	}
 	if s.Target != "" {
 		scope = append(scope, "to "+s.Target)
 	}
@@ -821,6 +955,14 @@ func describe(s faults.Spec) string {
 		scope = append(scope, "every call")
 	}
 	return what + ": " + strings.Join(scope, " ")
+}
+
+// describeProc is a process fault on one line: "kill order (restarted after 5s)".
+func describeProc(p ProcFault, life time.Duration) string {
+	if p.Action == ProcKill {
+		return fmt.Sprintf("kill -9 %s (restarted after %v)", p.Name, life)
+	}
+	return fmt.Sprintf("%s %s for %v", p.Action, p.Name, life)
 }
 
 func plural(n int, what string) string {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -575,4 +576,235 @@ func readFile(t *testing.T, path string) ([]byte, string) {
 		t.Fatal(err)
 	}
 	return b, string(b)
+}
+
+// fakeSupervisor is the admin API of `up --procs`' supervisor, in memory: a process the
+// drill kills or pauses is down until started or resumed (its for is the supervisor's to
+// honour, and is recorded), and while "explore" is down the BFF's explore route fails.
+type fakeSupervisor struct {
+	mu    sync.Mutex
+	calls []string // "kill explore {restart_after:4s}", "start explore", ...
+	down  map[string]bool
+	// audits are the answers of GET /chaos/audit/checkout, in turn; the last one repeats.
+	audits []string
+}
+
+func (s *fakeStack) withSupervisor() *fakeSupervisor {
+	sup := &fakeSupervisor{down: map[string]bool{}}
+	s.mux.HandleFunc("POST /chaos/procs/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		name, action := r.PathValue("name"), r.PathValue("action")
+		var body []byte
+		if r.Body != nil {
+			body, _ = io.ReadAll(r.Body)
+		}
+		sup.mu.Lock()
+		call := strings.TrimSpace(action + " " + name + " " + string(body))
+		sup.calls = append(sup.calls, call)
+		switch action {
+		case "kill", "pause":
+			sup.down[name] = true
+		case "start", "resume":
+			sup.down[name] = false
+		}
+		broken := sup.down["explore"]
+		sup.mu.Unlock()
+		s.broken.Store(broken)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"name":"`+name+`","state":"running"}`)
+	})
+	s.mux.HandleFunc("GET /chaos/audit/checkout", func(w http.ResponseWriter, r *http.Request) {
+		sup.mu.Lock()
+		a := `{}`
+		if len(sup.audits) > 0 {
+			a = sup.audits[0]
+			if len(sup.audits) > 1 {
+				sup.audits = sup.audits[1:]
+			}
+		}
+		sup.calls = append(sup.calls, "audit")
+		sup.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, a)
+	})
+	return sup
+}
+
+func (sup *fakeSupervisor) log() []string {
+	sup.mu.Lock()
+	defer sup.mu.Unlock()
+	return append([]string(nil), sup.calls...)
+}
+
+const procDrill = `name: explore-killed
+steady_state:
+  window: 2s
+  slis: [{name: bff-errors, service: bff, routes: ["GET /v1/explore"], max_error_ratio: 0.01}]
+load: {scenario: explore, rate: 20, duration: 8s}
+faults:
+  - {at: 2s, for: 4s, proc: {name: explore, action: kill}}
+guard_interval: 500ms
+rollback_check: 0s
+`
+
+// TestProcFaultGuardBringsTheProcessBack: a killed process breaks the SLI; the guard aborts
+// and starts the process at once instead of waiting for the supervisor's restart.
+func TestProcFaultGuardBringsTheProcessBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		sup := s.withSupervisor()
+		env := s.env(nil)
+		env.Procs = "http://procs.test"
+		rep, err := Run(t.Context(), testDrill(t, procDrill), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != Aborted || rep.Guard.Abort == nil || rep.Guard.Abort.ClearError != "" {
+			t.Fatalf("verdict %s (%s), abort %+v; want aborted, cleared", rep.Verdict, rep.Reason, rep.Guard.Abort)
+		}
+		want := []string{`kill explore {"restart_after":"4s"}`, "start explore"}
+		if got := sup.log(); !reflect.DeepEqual(got, want) {
+			t.Errorf("supervisor calls %q; want %q", got, want)
+		}
+		f := rep.Faults[0]
+		if f.Proc == nil || f.RemovedBy != "guard" || !f.RemovedAt.Equal(rep.Guard.Abort.ActedAt) || f.What != "kill -9 explore (restarted after 4s)" {
+			t.Errorf("fault %+v; want the kill, removed by the guard when it acted", f)
+		}
+		if rep.Guard.Abort.Cleared != 1 || !strings.Contains(rep.Guard.Decisions[len(rep.Guard.Decisions)-1].Detail, "bringing back the processes") {
+			t.Errorf("abort %+v, decisions %+v; want the process counted and named", rep.Guard.Abort, rep.Guard.Decisions)
+		}
+		if p := phaseNamed(rep, PhaseAfter); p == nil || !p.Pass {
+			t.Errorf("after phase %+v; want the steady state back", p)
+		}
+	})
+}
+
+// TestProcFaultOnSchedule: a pause that harms nothing is rehearsed and run, each time
+// resumed on schedule, and the drill passes.
+func TestProcFaultOnSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		sup := s.withSupervisor()
+		env := s.env(nil)
+		env.Procs = "http://procs.test"
+		d := testDrill(t, strings.NewReplacer("proc: {name: explore, action: kill}", "proc: {name: search, action: pause}",
+			"rollback_check: 0s", "rollback_check: 1s").Replace(procDrill))
+		rep, err := Run(t.Context(), d, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Passed() {
+			t.Fatalf("verdict %s: %s", rep.Verdict, rep.Reason)
+		}
+		want := []string{`pause search {"for":"1s"}`, "resume search", `pause search {"for":"4s"}`, "resume search"}
+		if got := sup.log(); !reflect.DeepEqual(got, want) {
+			t.Errorf("supervisor calls %q; want %q", got, want)
+		}
+		for _, f := range rep.Faults {
+			if f.RemovedBy != "schedule" || f.ID == "" {
+				t.Errorf("fault %+v; want removed on schedule", f)
+			}
+		}
+	})
+}
+
+func TestProcFaultNeedsTheSupervisor(t *testing.T) {
+	s := newFakeStack(t)
+	_, err := Run(t.Context(), testDrill(t, procDrill), s.env(nil))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "process faults go to the supervisor of `redline up --procs`") {
+		t.Fatalf("Run without Procs = %v; want ErrInvalid naming the supervisor", err)
+	}
+	if s.bffCalls.Load() != 0 || s.adminCalls.Load() != 0 {
+		t.Errorf("%d BFF and %d admin calls; want none before the refusal", s.bffCalls.Load(), s.adminCalls.Load())
+	}
+}
+
+const auditA = `{"settled": true, "orders": {"PAID": 3}, "payments": {"SUCCEEDED": 3}, "skus": [{"sku": 1, "available": 7, "reserved": 0, "sold": 3}]}`
+
+// TestAuditWaitsForTheShopToSettle: the audit before, then after the experiment until the
+// shop settles; a settled, consistent, conserving shop passes.
+func TestAuditWaitsForTheShopToSettle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		sup := s.withSupervisor()
+		sup.audits = []string{auditA,
+			`{"settled": false, "unsettled": ["2 payments pending"], "orders": {"PAID": 3, "PENDING_PAYMENT": 2}, "skus": [{"sku": 1, "available": 5, "reserved": 2, "sold": 3}]}`,
+			`{"settled": true, "orders": {"PAID": 5}, "payments": {"SUCCEEDED": 5}, "skus": [{"sku": 1, "available": 5, "reserved": 0, "sold": 5}]}`}
+		d := testDrill(t, strings.Replace(guardDrill, "type: error, code: 503", "type: delay, delay: 1ms", 1)+
+			"expect: [{audit: checkout, settle: 5s}]\n")
+		rep, err := Run(t.Context(), d, s.env(nil)) // no Procs: the admin endpoint audits
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Passed() {
+			t.Fatalf("verdict %s: %s", rep.Verdict, rep.Reason)
+		}
+		if got := sup.log(); !reflect.DeepEqual(got, []string{"audit", "audit", "audit"}) {
+			t.Errorf("calls %q; want one audit before, two after (the first unsettled)", got)
+		}
+		if o := rep.Expectations[0]; !o.Pass || !strings.Contains(o.Observed, "2 orders placed during the drill (all orders now: PAID 5), 1 SKUs conserved") {
+			t.Errorf("outcome %+v", o)
+		}
+	})
+}
+
+func TestAuditFindsALossyShop(t *testing.T) {
+	for _, tc := range []struct{ name, after, want string }{
+		{"stock leaked", `{"settled": true, "orders": {"PAID": 4}, "skus": [{"sku": 1, "available": 5, "reserved": 0, "sold": 4}]}`,
+			"SKU 1: stock + reserved + sold = 9; it was 10"},
+		{"sku gone", `{"settled": true, "orders": {"PAID": 3}, "skus": []}`, "SKU 1 vanished (it had 10 units)"},
+		{"inconsistent", `{"settled": true, "orders": {"PAID": 3}, "skus": [{"sku": 1, "available": 7, "reserved": 0, "sold": 3}], "problems": ["order 9: PAID without its payment"]}`,
+			"order 9: PAID without its payment"},
+		{"never settled", `{"settled": false, "unsettled": ["1 orders open"], "orders": {"CREATING": 1, "PAID": 3}, "skus": [{"sku": 1, "available": 7, "reserved": 0, "sold": 3}]}`,
+			"not settled: 1 orders open"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newFakeStack(t)
+				sup := s.withSupervisor()
+				sup.audits = []string{auditA, tc.after}
+				d := testDrill(t, strings.Replace(guardDrill, "type: error, code: 503", "type: delay, delay: 1ms", 1)+
+					"expect: [{audit: checkout, settle: 3s}]\n")
+				rep, err := Run(t.Context(), d, s.env(nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o := rep.Expectations[0]; rep.Verdict != Failed || o.Pass || !strings.Contains(o.Observed, tc.want) {
+					t.Errorf("verdict %s, outcome %+v; want failed, saying %q", rep.Verdict, o, tc.want)
+				}
+			})
+		})
+	}
+}
+
+// TestMetricRateAndShare judges max_rate and max_share on two samples around the faults.
+func TestMetricRateAndShare(t *testing.T) {
+	d := testDrill(t, strings.Replace(guardDrill, "rollback_check: 0s", `rollback_check: 0s
+expect:
+  - {metric: admitted_total, max_rate: 55}
+  - {metric: picks_total, labels: {instance: note-2}, max_share: 0.2, of: {service: note}}
+`, 1))
+	t0 := time.Unix(1000, 0)
+	judge := func(admitted, part, whole float64, found bool) []Outcome {
+		r := &run{d: d, start: t0, smp: &sampler{samples: []sample{
+			{at: t0.Add(2 * time.Second), metrics: map[int]float64{0: 100, 1: 10}, of: map[int]float64{1: 100}, found: map[int]bool{0: true, 1: found}},
+			{at: t0.Add(6 * time.Second), metrics: map[int]float64{0: 100 + admitted, 1: 10 + part}, of: map[int]float64{1: 100 + whole}, found: map[int]bool{0: true, 1: found}},
+		}}, rep: &Report{Phases: []Phase{{Name: PhaseExperiment, Started: t0, Ended: t0.Add(8 * time.Second)}},
+			Faults: []FaultRecord{{Phase: PhaseExperiment, AddedAt: t0.Add(2 * time.Second), RemovedAt: t0.Add(6 * time.Second)}}}}
+		r.evaluate()
+		return r.rep.Expectations
+	}
+	o := judge(200, 10, 200, true)
+	if !o[0].Pass || o[0].Value != 50 || !o[1].Pass || o[1].Value != 0.05 {
+		t.Errorf("within bounds: %+v; want 50/s and 5%%, both held", o)
+	}
+	o = judge(240, 60, 200, true)
+	if o[0].Pass || o[0].Value != 60 || o[1].Pass || o[1].Value != 0.3 {
+		t.Errorf("beyond bounds: %+v; want 60/s and 30%%, both failed", o)
+	}
+	if o = judge(0, 0, 0, true); o[1].Pass || !strings.Contains(o[1].Observed, "did not rise") {
+		t.Errorf("no traffic: %+v; want the share failed for want of a whole", o[1])
+	}
+	if o = judge(0, 0, 200, false); o[1].Pass || !strings.Contains(o[1].Observed, `no series matches picks_total{instance="note-2"}`) {
+		t.Errorf("no such instance: %+v; want it failed, naming the labels", o[1])
+	}
 }

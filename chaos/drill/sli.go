@@ -28,6 +28,8 @@ type sample struct {
 	err     error
 	slis    []counts
 	metrics map[int]float64 // by index of a metric expectation
+	of      map[int]float64 // the whole of a max_share expectation, by its index
+	found   map[int]bool    // whether any series matched a metric expectation's labels
 }
 
 // sampler scrapes the SLIs' and metric expectations' counters and keeps every sample,
@@ -51,10 +53,13 @@ func (s *sampler) take() sample {
 		for i, sli := range s.slis {
 			smp.slis = append(smp.slis, countsOf(fs, sli, s.lanes[i]))
 		}
-		smp.metrics = map[int]float64{}
+		smp.metrics, smp.of, smp.found = map[int]float64{}, map[int]float64{}, map[int]bool{}
 		for i, e := range s.expect {
 			if e.Kind() == ExpectMetric {
-				smp.metrics[i] = metricValue(fs, e.Metric, e.Labels)
+				smp.metrics[i], smp.found[i] = metricValue(fs, e.Metric, e.Labels)
+				if e.MaxShare > 0 {
+					smp.of[i], _ = metricValue(fs, e.Metric, e.Of)
+				}
 			}
 		}
 	}
@@ -142,12 +147,11 @@ func histogramBounds(mf *dto.MetricFamily) []float64 {
 
 // metricValue sums the series of family name whose labels include want: a counter's,
 // gauge's or untyped value, a histogram's or summary's count.
-func metricValue(fs slo.FamilySet, name string, want map[string]string) float64 {
+func metricValue(fs slo.FamilySet, name string, want map[string]string) (sum float64, found bool) {
 	mf := fs[name]
 	if mf == nil {
-		return 0
+		return 0, false
 	}
-	sum := 0.0
 	for _, m := range mf.GetMetric() {
 		have := map[string]string{}
 		for _, lp := range m.GetLabel() {
@@ -163,6 +167,7 @@ func metricValue(fs slo.FamilySet, name string, want map[string]string) float64 
 		if !match {
 			continue
 		}
+		found = true
 		switch {
 		case m.Counter != nil:
 			sum += m.GetCounter().GetValue()
@@ -176,7 +181,7 @@ func metricValue(fs slo.FamilySet, name string, want map[string]string) float64 
 			sum += float64(m.GetSummary().GetSampleCount())
 		}
 	}
-	return sum
+	return sum, found
 }
 
 // value is an SLI over a window: V is a ratio or seconds; OK is false without requests (or

@@ -17,6 +17,12 @@
 // The scope fields pick the calls. An empty field matches any value:
 //
 //   - service: the service the call runs in.
+//   - instance: the server instance the call runs in, for a service served by several
+//     servers (`redline up` with note.replicas: 2 runs "note" and "note-2"). Only server
+//     calls of http and grpc run in an instance: a fault with an instance never matches a
+//     client or data call, and one with side: client or a data kind is refused. The name is
+//     a DNS label: 1 to 63 of [a-z0-9-], starting and ending with a letter or digit. A
+//     drill slows one replica this way and watches the balancer steer around it.
 //   - kind: http, grpc, sql, cache or queue.
 //   - side: server or client. Data clients (sql, cache, queue) have only a client side.
 //   - target: the service that a client calls (http and grpc clients only).
@@ -67,6 +73,7 @@
 //
 //	{"type": "delay", "service": "note", "kind": "http", "side": "server", "op": "GET /v1/notes/*", "delay": "300ms", "jitter": "100ms", "percent": 50, "ttl": "10m", "reason": "drill 12: slow notes"}
 //	{"type": "error", "service": "feed", "kind": "grpc", "side": "client", "target": "note", "code": 503, "message": "note is down", "lane": "red"}
+//	{"type": "delay", "service": "note", "instance": "note-2", "kind": "grpc", "side": "server", "op": "/note.v1.Note/GetNote", "delay": "150ms", "reason": "one slow replica"}
 //	{"type": "abort", "service": "gateway", "kind": "http", "side": "server", "percent": 5}
 //	{"type": "timeout", "service": "order", "kind": "sql", "op": "exec", "max_wait": "5s", "lane": "baseline"}
 //	{"type": "drop", "service": "search", "kind": "queue", "op": "note.*", "until": "2026-11-25T20:00:00Z"}

@@ -23,6 +23,9 @@ func FuzzParseSpec(f *testing.F) {
 		`{"type": "error", "service": "feed", "kind": "grpc", "side": "client", "target": "note", "code": 503, "message": "note is down", "lane": "red"}`,
 		`{"type": "error", "code": "DEADLINE_EXCEEDED", "lane": "baseline", "id": "x-1"}`,
 		`{"type": "abort", "service": "gateway", "percent": 5}`,
+		`{"type": "delay", "service": "note", "instance": "note-2", "kind": "grpc", "side": "server", "op": "/note.v1.Note/GetNote", "delay": "150ms"}`,
+		`{"type": "abort", "instance": "Note_2"}`,
+		`{"type": "abort", "instance": "note-2", "side": "client"}`,
 		`{"type": "timeout", "kind": "sql", "op": "exec", "max_wait": "5s"}`,
 		`{"type": "drop", "kind": "queue", "op": "note.*", "until": "2026-01-01T00:10:00Z"}`,
 		`{"type": "drop", "kind": "http"}`,
@@ -73,7 +76,7 @@ func FuzzParseSpec(f *testing.F) {
 		if s.Lane != "" && s.Lane != LaneBaseline {
 			ctx = meta.WithLane(ctx, s.Lane)
 		}
-		p := fault.Point{Service: s.Service, Kind: s.Kind, Side: s.Side, Target: s.Target, Op: strings.TrimSuffix(s.Op, "*")}
+		p := fault.Point{Service: s.Service, Instance: s.Instance, Kind: s.Kind, Side: s.Side, Target: s.Target, Op: strings.TrimSuffix(s.Op, "*")}
 		_ = e.reg.Inject(ctx, p)
 		if err := e.reg.SetConfig([]Spec{s2}); err != nil && errs.Code(err) != codes.InvalidArgument {
 			t.Fatalf("SetConfig = %v", err)

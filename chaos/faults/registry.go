@@ -387,6 +387,7 @@ func (r *Registry) Inject(ctx context.Context, p fault.Point) error {
 
 func (ru *rule) matches(p fault.Point) bool {
 	if ru.service != "" && ru.service != p.Service ||
+		ru.instance != "" && ru.instance != p.Instance ||
 		ru.kind != "" && ru.kind != p.Kind ||
 		ru.side != "" && ru.side != p.Side ||
 		ru.target != "" && ru.target != p.Target {
@@ -504,7 +505,7 @@ func (ru *rule) describe() string {
 	}
 	b.WriteString(" on")
 	n := b.Len()
-	for _, kv := range [][2]string{{"service", ru.service}, {"kind", ru.kind}, {"side", ru.side},
+	for _, kv := range [][2]string{{"service", ru.service}, {"instance", ru.instance}, {"kind", ru.kind}, {"side", ru.side},
 		{"target", ru.target}, {"op", ru.spec.Op}, {"lane", ru.spec.Lane}} {
 		if kv[1] == "" {
 			continue

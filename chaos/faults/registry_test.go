@@ -23,6 +23,7 @@ var (
 	grpcClient = fault.Point{Kind: fault.GRPC, Side: fault.Client, Service: "feed", Target: "note", Op: "/note.v1.Note/GetNote"}
 	sqlClient  = fault.Point{Kind: fault.SQL, Side: fault.Client, Service: "note", Op: "query"}
 	queuePub   = fault.Point{Kind: fault.Queue, Side: fault.Client, Service: "note", Op: "note.created"}
+	grpcNote2  = fault.Point{Kind: fault.GRPC, Side: fault.Server, Service: "note", Instance: "note-2", Op: "/note.v1.Note/GetNote"}
 )
 
 func TestScope(t *testing.T) {
@@ -64,6 +65,11 @@ func TestScope(t *testing.T) {
 		{"lane, other lane", Spec{Lane: "red"}, blue, httpServer, false},
 		{"lane, baseline", Spec{Lane: "red"}, base, httpServer, false},
 		{"all fields", Spec{Service: "feed", Kind: "grpc", Side: "client", Target: "note", Op: "/note.v1.Note/*", Lane: "red"}, red, grpcClient, true},
+		{"instance", Spec{Instance: "note-2"}, base, grpcNote2, true},
+		{"other instance", Spec{Instance: "note-3"}, base, grpcNote2, false},
+		{"instance, server without one", Spec{Instance: "note-2"}, base, httpServer, false},
+		{"instance, client", Spec{Instance: "note"}, base, grpcClient, false},
+		{"no instance, server with one", Spec{Service: "note", Side: "server"}, base, grpcNote2, true},
 		{"all fields but lane", Spec{Service: "feed", Kind: "grpc", Side: "client", Target: "note", Op: "/note.v1.Note/*", Lane: "red"}, base, grpcClient, false},
 	}
 	for _, tt := range tests {
@@ -620,4 +626,43 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	<-done
 	_ = e.reg.List()
+}
+
+// TestInstanceScope: a fault scoped to instance note-2 slows only the calls served by
+// note-2; the other replicas of note (note, note-3), a note server without an instance
+// name and note's clients go on untouched, and the fault's description names the instance.
+func TestInstanceScope(t *testing.T) {
+	e := newEnv(t)
+	f := e.add(t, Spec{Type: TypeDelay, Delay: "150ms", Service: "note", Instance: "note-2", Kind: "grpc", Side: "server",
+		Op: "/note.v1.Note/GetNote"})
+	if f.Instance != "note-2" {
+		t.Fatalf("Fault.Instance = %q; want note-2", f.Instance)
+	}
+	at := func(instance string) fault.Point {
+		return fault.Point{Kind: fault.GRPC, Side: fault.Server, Service: "note", Instance: instance, Op: "/note.v1.Note/GetNote"}
+	}
+	client := fault.Point{Kind: fault.GRPC, Side: fault.Client, Service: "bff", Target: "note", Op: "/note.v1.Note/GetNote"}
+	ctx := context.Background()
+	for range 3 {
+		for _, p := range []fault.Point{at("note"), at("note-2"), at("note-3"), at(""), client} {
+			if err := e.reg.Inject(ctx, p); err != nil {
+				t.Fatalf("Inject(%+v) = %v", p, err)
+			}
+		}
+	}
+	if got := e.slept(); len(got) != 3 || got[0] != 150*time.Millisecond {
+		t.Fatalf("slept %v; want 150ms three times, once per call served by note-2", got)
+	}
+	if got := e.reg.List()[0].Injected; got != 3 {
+		t.Fatalf("Injected = %d; want 3", got)
+	}
+	want := `delay 150ms on service=note instance=note-2 kind=grpc side=server op="/note.v1.Note/GetNote"`
+	if d := e.reg.Events()[0].Description; d != want {
+		t.Errorf("description = %q; want %q", d, want)
+	}
+	// The instance survives the admin API's JSON round trip.
+	s, err := ParseSpec([]byte(`{"type": "delay", "delay": "150ms", "instance": "note-2"}`))
+	if err != nil || s.Instance != "note-2" {
+		t.Fatalf("ParseSpec = %+v, %v; want instance note-2", s, err)
+	}
 }

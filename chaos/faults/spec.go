@@ -75,6 +75,9 @@ type Spec struct {
 
 	// Service is the service the call runs in.
 	Service string `json:"service,omitempty" koanf:"service"`
+	// Instance scopes server calls to the server instance of that name ("note-2", a
+	// replica of note): 1 to 63 of [a-z0-9-], starting and ending with a letter or digit.
+	Instance string `json:"instance,omitempty" koanf:"instance"`
 	// Kind is http, grpc, sql, cache or queue.
 	Kind string `json:"kind,omitempty" koanf:"kind"`
 	// Side is server or client.
@@ -189,12 +192,12 @@ const (
 type rule struct {
 	spec Spec // with defaults: percent 100, max_wait for timeouts
 
-	service, kind, side, target string
-	op                          string
-	opPrefix                    bool
-	laneMode                    int
-	lane                        string
-	percent                     float64
+	service, instance, kind, side, target string
+	op                                    string
+	opPrefix                              bool
+	laneMode                              int
+	lane                                  string
+	percent                               float64
 
 	typ                    string
 	delay, jitter, maxWait time.Duration
@@ -220,7 +223,7 @@ func dataKind(k string) bool { return k == fault.SQL || k == fault.Cache || k ==
 
 // compile validates s and turns it into a rule. It reports the first bad field.
 func compile(s Spec) (*rule, *fieldError) {
-	ru := &rule{spec: s, service: s.Service, kind: s.Kind, side: s.Side, target: s.Target, typ: s.Type}
+	ru := &rule{spec: s, service: s.Service, instance: s.Instance, kind: s.Kind, side: s.Side, target: s.Target, typ: s.Type}
 	if s.ID != "" && !validID(s.ID) {
 		return nil, bad("id", "%q is not [a-z0-9-]{1,40}", s.ID)
 	}
@@ -257,6 +260,17 @@ func scope(ru *rule, s Spec) *fieldError {
 		}
 	default:
 		return bad("side", "%q is not server or client", s.Side)
+	}
+	if s.Instance != "" {
+		if !validInstance(s.Instance) {
+			return bad("instance", "%q is not an instance name: 1 to 63 of a-z, 0-9 and -, starting and ending with a letter or digit, such as note-2", s.Instance)
+		}
+		if dataKind(s.Kind) {
+			return bad("instance", "only http and grpc server calls run in an instance, not %s calls: set kind: grpc or http, or leave instance empty", s.Kind)
+		}
+		if s.Side == fault.Client {
+			return bad("instance", "only server calls run in an instance: set side: server or leave instance empty")
+		}
 	}
 	if s.Target != "" {
 		if dataKind(s.Kind) {
@@ -443,10 +457,16 @@ var statusList = func() string {
 	return strings.Join(out, ", ")
 }()
 
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 40 {
-		return false
-	}
+func validID(s string) bool { return len(s) >= 1 && len(s) <= 40 && labelChars(s) }
+
+// validInstance reports whether s is an instance name, a DNS label: 1 to 63 of [a-z0-9-],
+// starting and ending with a letter or digit.
+func validInstance(s string) bool {
+	return len(s) >= 1 && len(s) <= 63 && s[0] != '-' && s[len(s)-1] != '-' && labelChars(s)
+}
+
+// labelChars reports whether s holds only [a-z0-9-].
+func labelChars(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {

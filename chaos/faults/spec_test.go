@@ -2,6 +2,7 @@ package faults
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -33,6 +34,11 @@ func TestValidateRefuses(t *testing.T) {
 		{"data target", Spec{Type: TypeAbort, Kind: "cache", Target: "note"}, "target", "only http and grpc client calls have a target"},
 		{"server target", Spec{Type: TypeAbort, Side: "server", Target: "note"}, "target", "server calls have no target"},
 		{"bad service", Spec{Type: TypeAbort, Service: "no te"}, "service", "is not a service name"},
+		{"bad instance", Spec{Type: TypeAbort, Instance: "Note_2"}, "instance", `"Note_2" is not an instance name: 1 to 63 of a-z, 0-9 and -`},
+		{"instance ends in a dash", Spec{Type: TypeAbort, Instance: "note-"}, "instance", "starting and ending with a letter or digit, such as note-2"},
+		{"instance too long", Spec{Type: TypeAbort, Instance: strings.Repeat("n", 64)}, "instance", "is not an instance name"},
+		{"instance on a client", Spec{Type: TypeAbort, Side: "client", Instance: "note-2"}, "instance", "only server calls run in an instance: set side: server"},
+		{"instance on data", Spec{Type: TypeAbort, Kind: "sql", Instance: "note-2"}, "instance", "not sql calls"},
 		{"star inside op", Spec{Type: TypeAbort, Op: "GET /*/x"}, "op", "may only end the op"},
 		{"op control", Spec{Type: TypeAbort, Op: "a\nb"}, "op", "control character"},
 		{"bad lane", Spec{Type: TypeAbort, Lane: "Red"}, "lane", `"Red" is not a lane name`},
@@ -71,6 +77,9 @@ func TestValidateAccepts(t *testing.T) {
 		{Type: TypeTimeout, Kind: "sql", Side: "client", MaxWait: "5s"},
 		{Type: TypeDrop, Kind: "queue", Op: "note.*", Until: "2026-01-01T00:10:00Z"},
 		{Type: TypeAbort, Side: "client", Target: "note", Lane: "red-1", Percent: 0.5, ID: "my-fault-1", TTL: "1h"},
+		{Type: TypeDelay, Delay: "150ms", Service: "note", Instance: "note-2", Kind: "grpc", Side: "server", Op: "/note.v1.Note/GetNote"},
+		{Type: TypeAbort, Instance: "n"},
+		{Type: TypeAbort, Instance: strings.Repeat("n", 63)},
 	} {
 		if err := s.Validate(); err != nil {
 			t.Errorf("Validate(%+v) = %v; want nil", s, err)

@@ -50,7 +50,9 @@
 //	POST /chaos/procs/{name}/resume
 //	POST /chaos/procs/{name}/restart
 //
-// Each POST answers 200 with the process's Info. Bodies are optional; an unknown field or
+// A process's Info carries its admin address ("admin") when its Proc gives one, so a drill
+// can go from the supervisor to the process it hurt. Each POST answers 200 with the
+// process's Info. Bodies are optional; an unknown field or
 // a bad duration is 400 naming the field, an unknown process or action 404, and a fault
 // the process's state does not allow 412. Errors are the errs JSON body of the kit's HTTP
 // transport.

@@ -95,3 +95,24 @@ func TestHTTPRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestInfoReportsAdmin: a process's admin address, when its Proc has one, is in its Info
+// and the API's JSON, and stays with it across a restart; without one there is no key.
+func TestInfoReportsAdmin(t *testing.T) {
+	dir := t.TempDir()
+	withAdmin := childProc(dir, "a")
+	withAdmin.Admin = "127.0.0.1:9101"
+	e := newEnv(t, []Proc{withAdmin, childProc(dir, "b")})
+	code, body := serve(t, e, "GET", "/chaos/procs", "")
+	if code != http.StatusOK || !strings.Contains(string(body), `"admin":"127.0.0.1:9101"`) || strings.Count(string(body), `"admin"`) != 1 {
+		t.Fatalf("GET = %d %s; want a's admin address, and no admin key for b", code, body)
+	}
+	before := e.info(t, "a")
+	if _, err := e.s.Kill("a", 0); err != nil {
+		t.Fatal(err)
+	}
+	in := e.waitFor(t, "a", "restarted", func(in Info) bool { return in.State == Running && in.PID != 0 && in.PID != before.PID })
+	if in.Admin != "127.0.0.1:9101" {
+		t.Errorf("after a restart: %+v; want admin 127.0.0.1:9101", in)
+	}
+}

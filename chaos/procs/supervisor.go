@@ -74,6 +74,10 @@ type Proc struct {
 	// Ready, when set, tells whether the running process serves (its /readyz, say); it
 	// must return by the time ctx ends.
 	Ready func(ctx context.Context) error
+	// Admin, when set, is the process's admin address (host:port), reported in Info so a
+	// tool can reach the process itself: its /readyz, /state or faults. The supervisor
+	// does not use it.
+	Admin string
 }
 
 // Info is what List tells of a process.
@@ -96,6 +100,8 @@ type Info struct {
 	// LastExit is how the last process ended ("signal: killed", "exit status 1"), or why
 	// it could not start.
 	LastExit string `json:"last_exit,omitempty"`
+	// Admin is the process's admin address, from Proc.Admin.
+	Admin string `json:"admin,omitempty"`
 }
 
 // Option configures a Supervisor.
@@ -627,7 +633,7 @@ wait:
 
 func (c *child) info() Info {
 	in := Info{Name: c.Name, PID: c.pid, State: c.state, Restarts: c.restarts, Crashes: c.crashes,
-		StartedAt: c.startedAt, LastExit: c.lastExit}
+		StartedAt: c.startedAt, LastExit: c.lastExit, Admin: c.Admin}
 	if c.state == Paused {
 		t := c.pauseUntil
 		in.PausedUntil = &t

@@ -2,6 +2,8 @@ package main
 
 import (
 	"cmp"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -16,7 +19,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redline-dev/redline/chaos/drill"
+	"github.com/redline-dev/redline/chaos/procs"
 	"github.com/redline-dev/redline/kit/meta"
+	kithttp "github.com/redline-dev/redline/kit/transport/http"
 	"github.com/redline-dev/redline/stress/lane"
 	"github.com/redline-dev/redline/stress/load"
 )
@@ -28,17 +33,20 @@ const exitDrillFailed = exitThresholds
 
 // drillFlags are the flags of `redline drill`.
 type drillFlags struct {
-	bff, admin, adminToken, sre, out, config string
-	scale                                    float64
-	timeout                                  time.Duration
+	bff, admin, procs, adminToken, sre, out, config string
+	scale                                           float64
+	timeout                                         time.Duration
+	list                                            bool
+	show                                            string
 }
 
 func newDrill() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "drill FILE",
+		Use:   "drill FILE|NAME",
 		Short: "Run a game-day drill: check the steady state, rehearse the rollback, inject faults under a guard, report",
 		Long: `drill runs the game-day experiment described in FILE (YAML; the format is in the package
-doc: go doc github.com/redline-dev/redline/chaos/drill) against a running redline:
+doc: go doc github.com/redline-dev/redline/chaos/drill), or the built-in drill NAME, against a
+running redline:
 
   1. steady state: the drill's load runs for steady_state.window and every SLI (error ratio
      or p99 of a service's routes, from the admin endpoint's /metrics) must be within its
@@ -52,12 +60,27 @@ doc: go doc github.com/redline-dev/redline/chaos/drill) against a running redlin
      every fault at once (DELETE /chaos/faults).
   4. after: the load runs for the window again and the steady state must hold.
 
-Every fault gets a ttl of its life plus 10s, so it expires by itself if this process dies.
+A fault is an in-process fault (spec:, through the admin API) or a process fault (proc:
+kill or pause, through the supervisor of ` + "`redline up --procs`" + `). Every fault gets a ttl of
+its life plus 10s, and a killed or paused process comes back after the fault's for, so
+everything ends by itself if this process dies.
 The file is checked before anything is sent: a bad one exits 2 with the file, line and
 field named. Progress is printed on stderr, the verdict on stdout, and drill.json and a
 self-contained drill.html (SLIs over time, faults shaded) are written to --out.
 
+Built-in drills, the demo's game days (--list names them, --show NAME prints one to copy):
+
+  redis-down          every cache call fails; reads fall through to the database, the SLO holds
+  note-slow-instance  one of two note instances is slow; P2C steers away (up --note.replicas 2)
+  order-kill          order killed twice, inventory once, mid-checkout; no order lost, no
+                      stock oversold (up --procs)
+  quota-down          the quota service fails; the BFF holds, then falls back, and keeps the
+                      global rate
+  payment-slow        the payment provider is 3s slow; the breaker opens, the shop holds, and
+                      pending payments are charged afterwards
+
   redline up --seed &
+  redline drill redis-down
   redline drill note-slow.yaml
   redline drill note-slow.yaml --duration-scale 0.1     # a quick rehearsal of the drill itself
   redline drill note-slow.yaml --sre http://127.0.0.1:9200   # recorded on a SEV4 incident
@@ -68,6 +91,9 @@ runs a 60s drill in 6s; latency bounds (max_p99) and fault delays are left as th
 The guard interval stays at least 100ms.
 
 --bff and --admin override the drill's target, which defaults to the config's addresses.
+A drill with process faults (or --procs) talks to the supervisor of ` + "`redline up --procs`" + `
+(--procs, default http://<admin.addr>) for the faults and the checkout audit, and reads
+its SLIs from the BFF process's admin endpoint, which the supervisor names (or --admin).
 With load.lane, the load carries a lane token signed with stress.key (--config or
 REDLINE_STRESS__KEY). With --sre, the drill is recorded on an incident of the SRE API
 (severity SEV4, no escalation policy, so nobody is paged) with an entry per phase, fault
@@ -76,19 +102,42 @@ and guard decision, resolved at the end.
 Exit status: 0 the drill passed; 99 it failed (an expectation, the steady state before or
 after, the rollback rehearsal) or the guard aborted it; 2 a bad file or flag; 1 the drill
 could not run (an API refused a fault, the run was interrupted; its faults are removed).`,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			list, _ := cmd.Flags().GetBool("list")
+			show, _ := cmd.Flags().GetString("show")
+			if list || show != "" {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 	}
 	var f drillFlags
 	fs := cmd.Flags()
 	fs.StringVar(&f.bff, "bff", "", "the BFF's base URL (default: the drill's target.bff, else http://<bff.addr> from the config)")
 	fs.StringVar(&f.admin, "admin", "", "the admin endpoint (default: the drill's target.admin, else http://<admin.addr> from the config)")
+	fs.StringVar(&f.procs, "procs", "", "the supervisor of `redline up --procs` (default: the drill's target.procs, else http://<admin.addr> when the drill has process faults)")
+	fs.BoolVar(&f.list, "list", false, "list the built-in drills and exit")
+	fs.StringVar(&f.show, "show", "", "print the built-in drill NAME's YAML and exit (to copy and edit)")
 	fs.StringVar(&f.adminToken, "admin-token", "", "the admin endpoint's bearer token, also sent to the SRE API (default admin.token from the config)")
 	fs.StringVar(&f.sre, "sre", "", "the SRE API (e.g. http://127.0.0.1:9200): record the drill on an incident's timeline (default: not recorded)")
 	fs.StringVar(&f.out, "out", "", "directory for drill.json and drill.html (default ./drill-report-<name>-<time>)")
 	fs.Float64Var(&f.scale, "duration-scale", 1, "multiply every span of time in the drill by this, e.g. 0.1 for a quick run (latency bounds and fault delays unchanged)")
 	fs.StringVar(&f.config, "config", "", "YAML config file (admin.addr, admin.token, bff.addr, stress.key)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "each load request's deadline")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error { return runDrill(cmd, args[0], &f) }
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case f.list:
+			return listDrills(cmd.OutOrStdout())
+		case f.show != "":
+			b, err := drill.BuiltinSource(f.show)
+			if err != nil {
+				return usageError{err}
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		}
+		return runDrill(cmd, args[0], &f)
+	}
 	return cmd
 }
 
@@ -102,6 +151,11 @@ func runDrill(cmd *cobra.Command, path string, f *drillFlags) error {
 	client := load.NewClient(f.timeout, 0)
 	defer client.CloseIdleConnections()
 	env.Client, env.Progress = client, cmd.ErrOrStderr()
+	if env.Procs != "" && env.Admin == "" {
+		if env.Admin, err = procAdmin(ctx, client, env.Procs, env.AdminToken, "bff"); err != nil {
+			return err
+		}
+	}
 	started := time.Now()
 	rep, runErr := drill.Run(ctx, d, env)
 	if rep == nil {
@@ -150,9 +204,15 @@ func planDrill(cmd *cobra.Command, path string, f *drillFlags) (*drill.Drill, dr
 	}
 	env.BFF = cmp.Or(f.bff, d.Target.BFF, "http://"+cfg.BFF.Addr)
 	env.Admin = cmp.Or(f.admin, d.Target.Admin, "http://"+cfg.Admin.Addr)
+	if f.procs != "" || d.Target.Procs != "" || slices.ContainsFunc(d.Faults, func(f drill.Fault) bool { return f.Proc != nil }) {
+		// Under --procs the admin address is the supervisor's; the SLIs read the BFF
+		// process's, which runDrill asks the supervisor for unless given.
+		env.Procs = cmp.Or(f.procs, d.Target.Procs, "http://"+cfg.Admin.Addr)
+		env.Admin = cmp.Or(f.admin, d.Target.Admin)
+	}
 	env.AdminToken = cmp.Or(f.adminToken, cfg.Admin.Token)
 	env.SRE = strings.TrimSuffix(f.sre, "/")
-	for _, u := range []struct{ flag, v string }{{"bff", env.BFF}, {"admin", env.Admin}, {"sre", env.SRE}} {
+	for _, u := range []struct{ flag, v string }{{"bff", env.BFF}, {"admin", env.Admin}, {"procs", env.Procs}, {"sre", env.SRE}} {
 		if u.v != "" {
 			if err := validURL(u.flag, u.v); err != nil {
 				return nil, env, err
@@ -194,4 +254,42 @@ func printDrill(w io.Writer, r *drill.Report) {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
 	}
+}
+
+// listDrills prints the built-in drills with their descriptions.
+func listDrills(w io.Writer) error {
+	for _, name := range drill.Builtin() {
+		d, err := drill.Load(name)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%-20s %s\n", name, d.Description)
+	}
+	fmt.Fprintf(w, "\nrun one: redline drill NAME; print it: redline drill --show NAME\n")
+	return nil
+}
+
+// procAdmin asks the supervisor at procsURL (GET /chaos/procs) for the admin endpoint of
+// the process name.
+func procAdmin(ctx context.Context, hc *http.Client, procsURL, token, name string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, raw, err := kithttp.CallJSON(ctx, hc, http.MethodGet, strings.TrimSuffix(procsURL, "/")+"/chaos/procs", token, nil, 1<<20)
+	if err != nil {
+		return "", fmt.Errorf("ask the supervisor at %s for the %s process's admin endpoint: %w "+
+			"(is `redline up --procs` running? or pass --admin)", procsURL, name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s/chaos/procs: %s: %s (chaos off? a wrong --admin-token?)", procsURL, resp.Status, strings.TrimSpace(string(raw)))
+	}
+	var list struct{ Procs []procs.Info }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return "", fmt.Errorf("GET %s/chaos/procs: %w", procsURL, err)
+	}
+	for _, p := range list.Procs {
+		if p.Name == name && p.Admin != "" {
+			return "http://" + p.Admin, nil
+		}
+	}
+	return "", fmt.Errorf("the supervisor at %s runs no %s process with an admin endpoint: pass --admin", procsURL, name)
 }

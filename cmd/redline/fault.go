@@ -48,6 +48,7 @@ traffic without a lane; no --lane, all traffic.`,
 	f.StringVar(&spec.Kind, "kind", "", "http, grpc, sql, cache or queue (default any)")
 	f.StringVar(&spec.Side, "side", "", "server or client (default any)")
 	f.StringVar(&spec.Target, "target", "", "only client calls to this service")
+	f.StringVar(&spec.Instance, "instance", "", "only server calls of this instance (note-2 under note.replicas: 2)")
 	f.StringVar(&spec.Op, "op", "", "route, method, SQL verb, cache op or subject; a trailing * is a prefix")
 	f.StringVar(&spec.Lane, "lane", "", `only this lane's traffic; "baseline": only traffic without a lane (default all)`)
 	f.Float64Var(&spec.Percent, "percent", 0, "share of matching calls hit, (0, 100] (default 100)")

@@ -21,7 +21,7 @@ func newProc() *cobra.Command {
 which runs every service as its own ` + "`redline serve`" + ` process and starts again whatever
 exits unexpectedly (after a backoff from 100ms doubling to 5s).
 
-  redline proc list                          every process: pid, state, restarts, crashes
+  redline proc list                          every process: pid, state, restarts, crashes, admin address
   redline proc kill order [--restart-after 2s]
                                              SIGKILL; started again after --restart-after (default at once)
   redline proc stop inventory                SIGKILL, and no restart until start
@@ -35,7 +35,7 @@ Names are the services: ` + strings.Join(stack.Services, ", ") + `.`,
 	}
 	client := adminFlags(cmd, "supervisor")
 
-	list := &cobra.Command{Use: "list", Short: "Every process: pid, state, restarts, crashes, last exit", Args: cobra.NoArgs}
+	list := &cobra.Command{Use: "list", Short: "Every process: pid, state, restarts, crashes, admin address, last exit", Args: cobra.NoArgs}
 	list.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, err := client()
 		if err != nil {
@@ -46,14 +46,14 @@ Names are the services: ` + strings.Join(stack.Services, ", ") + `.`,
 			return err
 		}
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tPID\tSTATE\tRESTARTS\tCRASHES\tSTARTED\tLAST EXIT")
+		fmt.Fprintln(tw, "NAME\tPID\tSTATE\tRESTARTS\tCRASHES\tSTARTED\tADMIN\tLAST EXIT")
 		for _, p := range r.Procs {
 			state := string(p.State)
 			if p.PausedUntil != nil {
 				state += " until " + p.PausedUntil.Format(time.TimeOnly)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", p.Name, p.PID, state, p.Restarts, p.Crashes,
-				p.StartedAt.Local().Format(time.TimeOnly), or(p.LastExit))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Name, p.PID, state, p.Restarts, p.Crashes,
+				p.StartedAt.Local().Format(time.TimeOnly), or(p.Admin), or(p.LastExit))
 		}
 		return tw.Flush()
 	}

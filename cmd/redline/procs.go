@@ -37,8 +37,9 @@ type procsPlan struct {
 
 // runProcs is `redline up --procs`: every service in its own `redline serve` process under
 // a supervisor (chaos/procs) that restarts what dies and injects process faults; the
-// supervisor's admin endpoint (admin.addr) serves /chaos/procs and a /readyz that is ready
-// when every process is.
+// supervisor's admin endpoint (admin.addr) serves /chaos/procs, the checkout audit
+// (/chaos/audit/checkout, read-only from the services' databases) and a /readyz that is
+// ready when every process is.
 func runProcs(cmd *cobra.Command, path string, seed bool) error {
 	if seed {
 		return usageError{errors.New("--seed does not work with --procs yet: seed the data dir once with " +
@@ -66,6 +67,13 @@ func runProcs(cmd *cobra.Command, path string, seed bool) error {
 	}
 
 	adm := admin.New(admin.Address(cfg.Admin.Addr), admin.Token(cfg.Admin.Token))
+	// No child serves the audit: it needs the order, inventory and payment databases at
+	// once, which only the supervisor can open beside them.
+	auditor := stack.NewCheckoutAuditor(cfg)
+	if cfg.Chaos.Enabled {
+		auditor.Register(adm)
+	}
+	audit := app.Hook("checkout audit", nil, func(context.Context) error { return auditor.Close() })
 	var sup *procs.Supervisor
 	for _, p := range plan.procs {
 		adm.AddCheck(p.Name, func(ctx context.Context) error { return sup.Ready(ctx, p.Name) })
@@ -86,7 +94,7 @@ func runProcs(cmd *cobra.Command, path string, seed bool) error {
 	banner := app.Hook("banner", func(context.Context) error {
 		w := cmd.OutOrStdout()
 		fmt.Fprintf(w, "redline is up: one process per service (--procs)\n  BFF (public API)  http://%s/v1\n"+
-			"  admin             http://%s  (/readyz: every process ready; /chaos/procs)\n"+
+			"  admin             http://%s  (/readyz: every process ready; /chaos/procs; /chaos/audit/checkout)\n"+
 			"  faults            redline proc list | kill | stop | start | pause | resume | restart NAME\n  processes (admin address):\n",
 			cfg.BFF.Addr, adm.Endpoint())
 		for _, p := range plan.procs {
@@ -95,8 +103,9 @@ func runProcs(cmd *cobra.Command, path string, seed bool) error {
 		fmt.Fprintf(w, "  stop with Ctrl-C\n")
 		return nil
 	}, nil)
-	// The children stop within stop_timeout (then get SIGKILL); the admin endpoint before them.
-	a := app.New(app.Name("redline"), app.Components(supervisor, adm, banner), app.Drainers(adm), app.Logger(logger),
+	// The children stop within stop_timeout (then get SIGKILL); the admin endpoint before
+	// them, and the audit's databases after both.
+	a := app.New(app.Name("redline"), app.Components(audit, supervisor, adm, banner), app.Drainers(adm), app.Logger(logger),
 		app.StopTimeout(cfg.StopTimeout+5*time.Second))
 	return a.Run(cmd.Context())
 }
@@ -175,7 +184,7 @@ func planProcs(cfg *stack.Config, self, path string, flags *pflag.FlagSet) (*pro
 		for _, f := range passed {
 			args = append(args, "--"+f.Name+"="+f.Value.String())
 		}
-		plan.procs = append(plan.procs, procs.Proc{Name: svc, Args: args, Env: env, Ready: childReady(adminAddr)})
+		plan.procs = append(plan.procs, procs.Proc{Name: svc, Args: args, Env: env, Ready: childReady(adminAddr), Admin: adminAddr})
 	}
 	return plan, nil
 }

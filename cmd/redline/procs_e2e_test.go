@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	_ "modernc.org/sqlite" // reads the services' SQLite files
 
 	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
 	productv1 "github.com/redline-dev/redline/api/product/v1"
@@ -56,13 +54,6 @@ func TestUpProcsKillNineCheckout(t *testing.T) {
 	if os.Getenv("REDLINE_SKIP_INTEGRATION") == "1" {
 		t.Skip("REDLINE_SKIP_INTEGRATION=1")
 	}
-	for _, addr := range []string{"127.0.0.1:2379", "127.0.0.1:4222"} {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			t.Fatalf("nothing listens on %s (%v): run scripts/services.sh (etcd and NATS)", addr, err)
-		}
-		c.Close()
-	}
 	const (
 		loadFor        = 35 * time.Second
 		killsEach      = 5
@@ -74,32 +65,7 @@ func TestUpProcsKillNineCheckout(t *testing.T) {
 	)
 	began := time.Now()
 	dir := t.TempDir()
-	admin, bff := procsAdminAddr(t), freeAddr(t)
-	stamp := time.Now().UnixNano()
-	prefix := fmt.Sprintf("/redline-test/%s-%d/", t.Name(), stamp)
-	stream := fmt.Sprintf("E2E_PROCS_%d", stamp)
-	mqtest.DeleteStreamAtCleanup(t, mqtest.URL, stream)
-	cfg := fmt.Sprintf(`data_dir: %q
-admin: {addr: %q}
-bff: {addr: %q}
-quota: {addr: %q}
-payprovider: {addr: %q}
-sre: {addr: %q}
-registry: etcd://127.0.0.1:2379
-registry_prefix: %q
-registry_ttl: 2s
-queue: nats://127.0.0.1:4222
-queue_prefix: e2eprocs%d
-queue_stream: %s
-order: {payment_timeout: %s, close_interval: 1s}
-stop_timeout: 5s
-`, filepath.Join(dir, "data"), admin, bff, freeAddr(t), freeAddr(t), freeAddr(t), prefix, stamp, stream, paymentTimeout)
-	if err := os.WriteFile(filepath.Join(dir, "redline.yaml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sup := start(t, dir, nil, "up", "--procs", "--config", "redline.yaml")
-	eventually(t, 90*time.Second, "every process ready", func() bool { return readyz(admin).Ready })
-	t.Logf("ready after %v", time.Since(began).Round(time.Millisecond))
+	admin, bff, prefix, sup := startProcs(t, dir, paymentTimeout)
 
 	// The shop: products with known stock, created through the services' gRPC APIs (the BFF
 	// has no route that creates products).
@@ -149,26 +115,30 @@ stop_timeout: 5s
 	t.Logf("load done after %v: %s", time.Since(loadStart).Round(time.Millisecond), ld.summary())
 
 	// Every unpaid order closes within payment_timeout (plus the closer's interval); wait
-	// until nothing is open, owed or pending.
-	data := filepath.Join(dir, "data")
-	orders, inv, pays := openRO(t, data, "order"), openRO(t, data, "inventory"), openRO(t, data, "payment")
+	// until the supervisor's checkout audit says nothing is open, owed or pending.
 	settled := time.Now()
-	var open string
+	var served stack.CheckoutAudit
 	deadline := time.Now().Add(paymentTimeout + 40*time.Second)
 	for {
-		open = unsettled(t, orders, pays)
-		if open == "" {
+		code, body := get(t, "http://"+admin+"/chaos/audit/checkout")
+		served = stack.CheckoutAudit{}
+		err := json.Unmarshal([]byte(body), &served)
+		if code == http.StatusOK && err == nil && served.Settled && served.Orders["PENDING_PAYMENT"] == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not settled within %v of the load's end: %s", paymentTimeout+40*time.Second, open)
+			t.Fatalf("not settled within %v of the load's end: GET /chaos/audit/checkout = %d %s", paymentTimeout+40*time.Second, code, body)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("settled %v after the load", time.Since(settled).Round(time.Millisecond))
 
-	got := readShop(t, orders, inv, pays)
-	problems := shopProblems(got, ld.accepted, initial)
+	// The same audit here, for the rows the clients' view is checked against.
+	got := auditShop(t, filepath.Join(dir, "data"))
+	if !slices.Equal(got.Problems, served.Problems) || !maps.Equal(got.Orders, served.Orders) || !slices.Equal(got.SKUs, served.SKUs) {
+		t.Errorf("the supervisor's audit %+v differs from the test's %+v", served, got)
+	}
+	problems := append(slices.Clone(got.Problems), clientProblems(got, ld.accepted, initial)...)
 	for i, p := range problems {
 		if i == 20 {
 			t.Errorf("... and %d more", len(problems)-i)
@@ -177,6 +147,11 @@ stop_timeout: 5s
 		t.Error(p)
 	}
 
+	for _, svc := range stack.Services {
+		if in := procState(t, admin, svc); in.Admin == "" {
+			t.Errorf("%s: %+v; want its admin address", svc, in)
+		}
+	}
 	seen := map[string]procs.Info{}
 	for _, svc := range []string{"order", "inventory"} {
 		in := procState(t, admin, svc)
@@ -187,8 +162,8 @@ stop_timeout: 5s
 	}
 	t.Logf("kills: order %d, inventory %d; restarts seen: order %d, inventory %d", kills["order"], kills["inventory"],
 		seen["order"].Restarts, seen["inventory"].Restarts)
-	t.Logf("orders: %d accepted (%d in the database), %d paid, %d closed (%d out of stock); payments %v; pay calls accepted %d",
-		len(ld.accepted), len(got.orders), got.count("PAID"), got.count("CLOSED"), got.closedOutOfStock, got.payStates, ld.paid())
+	t.Logf("orders: %d accepted, %d in the database %v; payments %v; pay calls accepted %d",
+		len(ld.accepted), len(got.OrderRows), got.Orders, got.Payments, ld.paid())
 	eventually(t, 30*time.Second, "every process ready after the kills", func() bool { return readyz(admin).Ready })
 
 	// A graceful stop takes every child down with the supervisor.
@@ -208,6 +183,48 @@ stop_timeout: 5s
 		}
 	}
 	t.Logf("total %v", time.Since(began).Round(time.Millisecond))
+}
+
+// startProcs starts `redline up --procs` with its data in dir, on etcd and NATS (a
+// registry prefix and a stream of its own), and waits until every process is ready. It
+// returns the supervisor's admin address, the BFF's, the registry prefix and the process.
+func startProcs(t *testing.T, dir string, paymentTimeout time.Duration) (admin, bff, prefix string, sup *proc) {
+	t.Helper()
+	for _, addr := range []string{"127.0.0.1:2379", "127.0.0.1:4222"} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatalf("nothing listens on %s (%v): run scripts/services.sh (etcd and NATS)", addr, err)
+		}
+		c.Close()
+	}
+	began := time.Now()
+	admin, bff = procsAdminAddr(t), freeAddr(t)
+	stamp := time.Now().UnixNano()
+	prefix = fmt.Sprintf("/redline-test/%s-%d/", t.Name(), stamp)
+	stream := fmt.Sprintf("E2E_PROCS_%d", stamp)
+	mqtest.DeleteStreamAtCleanup(t, mqtest.URL, stream)
+	cfg := fmt.Sprintf(`data_dir: %q
+admin: {addr: %q}
+bff: {addr: %q}
+quota: {addr: %q}
+payprovider: {addr: %q}
+sre: {addr: %q}
+registry: etcd://127.0.0.1:2379
+registry_prefix: %q
+registry_ttl: 2s
+queue: nats://127.0.0.1:4222
+queue_prefix: e2eprocs%d
+queue_stream: %s
+order: {payment_timeout: %s, close_interval: 1s}
+stop_timeout: 5s
+`, filepath.Join(dir, "data"), admin, bff, freeAddr(t), freeAddr(t), freeAddr(t), prefix, stamp, stream, paymentTimeout)
+	if err := os.WriteFile(filepath.Join(dir, "redline.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sup = start(t, dir, nil, "up", "--procs", "--config", "redline.yaml")
+	eventually(t, 90*time.Second, "every process ready", func() bool { return readyz(admin).Ready })
+	t.Logf("ready after %v", time.Since(began).Round(time.Millisecond))
+	return admin, bff, prefix, sup
 }
 
 // procsAdminAddr returns a loopback address whose port and the len(stack.Services) ports
@@ -429,279 +446,103 @@ func (l *checkoutLoad) summary() string {
 	return fmt.Sprintf("%d orders accepted, %d out of stock, %d gave up; retried answers %v", len(l.accepted), l.outOfStck, l.gaveUp, l.failures)
 }
 
-// openRO opens a service's SQLite file read-only.
-func openRO(t *testing.T, dataDir, service string) *sql.DB {
+// auditShop audits the checkout from the services' databases under dataDir, opened
+// read-only as the supervisor opens them.
+func auditShop(t *testing.T, dataDir string) *stack.CheckoutAudit {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, service+".db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	cfg := stack.Default()
+	cfg.DataDir = dataDir
+	auditor := stack.NewCheckoutAuditor(cfg)
+	defer auditor.Close()
+	a, err := auditor.Audit(context.Background())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("checkout audit: %v", err)
 	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return a
 }
 
-func scalar(t *testing.T, db *sql.DB, q string) int {
-	t.Helper()
-	var n int
-	if err := db.QueryRow(q).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
-// unsettled says what is still open, owed or pending; "" when nothing is.
-func unsettled(t *testing.T, orders, pays *sql.DB) string {
-	var parts []string
-	for what, q := range map[string]string{
-		"orders open":           `SELECT count(*) FROM orders WHERE state IN ('CREATING', 'PENDING_PAYMENT')`,
-		"orders owing stock":    `SELECT count(*) FROM orders WHERE settle_pending = 1`,
-		"payments pending":      `SELECT count(*) FROM payments WHERE state = 'PENDING'`,
-		"payments owing orders": `SELECT count(*) FROM payments WHERE mark_paid_owed = 1`,
-	} {
-		db := orders
-		if strings.HasPrefix(what, "payments") {
-			db = pays
-		}
-		if n := scalar(t, db, q); n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, what))
-		}
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, ", ")
-}
-
-type orderRow struct {
-	state, closeReason string
-	paymentID          int64
-	items              map[int64]int64 // sku: quantity
-}
-
-type shop struct {
-	orders           map[int64]*orderRow
-	closedOutOfStock int
-	reservations     map[int64]string          // order: reserved, confirmed or released
-	resItems         map[int64]map[int64]int64 // order: sku: quantity
-	stock            map[int64][2]int64        // sku: available, reserved
-	payments         map[int64][]payRow        // order: its payments
-	payStates        map[string]int
-}
-
-type payRow struct {
-	id    int64
-	state string
-}
-
-func (s *shop) count(state string) int {
-	n := 0
-	for _, o := range s.orders {
-		if o.state == state {
-			n++
-		}
-	}
-	return n
-}
-
-func query(t *testing.T, db *sql.DB, q string, scan func(*sql.Rows) error) {
-	t.Helper()
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
-func readShop(t *testing.T, orders, inv, pays *sql.DB) *shop {
-	t.Helper()
-	s := &shop{orders: map[int64]*orderRow{}, reservations: map[int64]string{}, resItems: map[int64]map[int64]int64{},
-		stock: map[int64][2]int64{}, payments: map[int64][]payRow{}, payStates: map[string]int{}}
-	query(t, orders, `SELECT id, state, close_reason, payment_id FROM orders`, func(r *sql.Rows) error {
-		o := &orderRow{items: map[int64]int64{}}
-		var id int64
-		err := r.Scan(&id, &o.state, &o.closeReason, &o.paymentID)
-		s.orders[id] = o
-		if o.state == "CLOSED" && o.closeReason == "OUT_OF_STOCK" {
-			s.closedOutOfStock++
-		}
-		return err
-	})
-	query(t, orders, `SELECT order_id, sku_id, quantity FROM order_items`, func(r *sql.Rows) error {
-		var id, sku, qty int64
-		err := r.Scan(&id, &sku, &qty)
-		if o := s.orders[id]; o != nil {
-			o.items[sku] = qty
-		}
-		return err
-	})
-	query(t, inv, `SELECT order_id, state FROM reservations`, func(r *sql.Rows) error {
-		var id int64
-		var state string
-		err := r.Scan(&id, &state)
-		s.reservations[id] = state
-		return err
-	})
-	query(t, inv, `SELECT order_id, sku_id, quantity FROM reservation_items`, func(r *sql.Rows) error {
-		var id, sku, qty int64
-		err := r.Scan(&id, &sku, &qty)
-		if s.resItems[id] == nil {
-			s.resItems[id] = map[int64]int64{}
-		}
-		s.resItems[id][sku] = qty
-		return err
-	})
-	query(t, inv, `SELECT sku_id, available, reserved FROM stock`, func(r *sql.Rows) error {
-		var sku, avail, res int64
-		err := r.Scan(&sku, &avail, &res)
-		s.stock[sku] = [2]int64{avail, res}
-		return err
-	})
-	query(t, pays, `SELECT id, order_id, state FROM payments`, func(r *sql.Rows) error {
-		var p payRow
-		var order int64
-		err := r.Scan(&p.id, &order, &p.state)
-		s.payments[order] = append(s.payments[order], p)
-		s.payStates[p.state]++
-		return err
-	})
-	return s
-}
-
-// shopProblems checks the invariants of a settled shop: every accepted order is there,
-// paid with its stock sold or closed with its stock back; every unit of stock is available,
-// reserved or sold; every payment belongs to an order, and a paid order to its payment.
-func shopProblems(s *shop, accepted map[int64]placed, initial map[int64]int64) []string {
+// clientProblems checks what the clients were told against the audit of a settled shop:
+// every order accepted is there, PAID or CLOSED, with the items ordered, and has a payment
+// when pay got a 2xx; every SKU holds its initial stock (available, reserved or sold), none
+// of it reserved. stack.AuditCheckout has checked the databases against each other.
+func clientProblems(a *stack.CheckoutAudit, accepted map[int64]placed, initial map[int64]int64) []string {
 	var out []string
 	fail := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	for id, p := range accepted {
-		o := s.orders[id]
+		o, ok := a.OrderRows[id]
 		switch {
-		case o == nil:
+		case !ok:
 			fail("order %d: the client got a 2xx, but it is not in the database", id)
-		case o.state != "PAID" && o.state != "CLOSED":
-			fail("order %d: state %s; want PAID or CLOSED", id, o.state)
-		case o.items[p.sku] != p.qty:
-			fail("order %d: items %v; the client ordered %d of SKU %d", id, o.items, p.qty, p.sku)
-		case p.paid && len(s.payments[id]) == 0:
+		case o.State != "PAID" && o.State != "CLOSED":
+			fail("order %d: state %s; want PAID or CLOSED", id, o.State)
+		case o.Items[p.sku] != p.qty:
+			fail("order %d: items %v; the client ordered %d of SKU %d", id, o.Items, p.qty, p.sku)
+		case p.paid && len(a.PaymentRows[id]) == 0:
 			fail("order %d: pay got a 2xx, but there is no payment", id)
 		}
 	}
-	sold := map[int64]int64{}
-	for id, o := range s.orders {
-		res, hasRes := s.reservations[id]
-		switch o.state {
-		case "PAID":
-			if res != "confirmed" {
-				fail("order %d is PAID; its reservation is %q, want confirmed", id, res)
-			}
-			for sku, qty := range o.items {
-				sold[sku] += qty
-				if got := s.resItems[id][sku]; got != qty {
-					fail("order %d: reserved %d of SKU %d; it sold %d", id, got, sku, qty)
-				}
-			}
-			found := false
-			for _, p := range s.payments[id] {
-				found = found || (p.id == o.paymentID && p.state == "SUCCEEDED")
-			}
-			if !found {
-				fail("order %d is PAID by payment %d; no such succeeded payment: %v", id, o.paymentID, s.payments[id])
-			}
-		case "CLOSED":
-			if hasRes && res != "released" {
-				fail("order %d is CLOSED; its reservation is %q, want released", id, res)
-			}
-			for _, p := range s.payments[id] {
-				if p.state == "SUCCEEDED" {
-					fail("order %d is CLOSED, but payment %d succeeded (want REFUND_REQUIRED)", id, p.id)
-				}
-			}
-		default:
-			fail("order %d: state %s after settling", id, o.state)
-		}
+	seeded := &stack.CheckoutAudit{}
+	for sku, n := range initial {
+		seeded.SKUs = append(seeded.SKUs, stack.SKUStock{SKU: sku, Available: n})
 	}
-	for id, state := range s.reservations {
-		if s.orders[id] == nil {
-			fail("reservation of order %d (%s) has no order", id, state)
-		}
+	for _, c := range a.Conserved(seeded) {
+		fail("%s (from the initial stock)", c)
 	}
-	for order, ps := range s.payments {
-		if s.orders[order] == nil {
-			fail("payments %v of order %d have no order", ps, order)
-		}
-	}
-	confirmed := map[int64]int64{}
-	for id, items := range s.resItems {
-		if s.reservations[id] == "confirmed" {
-			for sku, qty := range items {
-				confirmed[sku] += qty
-			}
-		}
-	}
-	for sku, want := range initial {
-		st, ok := s.stock[sku]
-		avail, reserved := st[0], st[1]
-		switch {
-		case !ok:
-			fail("SKU %d: no stock row", sku)
-		case avail < 0 || reserved < 0:
-			fail("SKU %d: available %d, reserved %d: negative", sku, avail, reserved)
-		case avail+reserved+confirmed[sku] != want:
-			fail("SKU %d: available %d + reserved %d + sold %d = %d; want the initial %d", sku, avail, reserved,
-				confirmed[sku], avail+reserved+confirmed[sku], want)
-		case confirmed[sku] != sold[sku]:
-			fail("SKU %d: inventory sold %d; paid orders hold %d", sku, confirmed[sku], sold[sku])
-		case reserved != 0:
-			fail("SKU %d: %d units still reserved after every order settled", sku, reserved)
+	for _, s := range a.SKUs {
+		if s.Reserved != 0 {
+			fail("SKU %d: %d units still reserved after every order settled", s.SKU, s.Reserved)
 		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-func TestKillNineCheckerCatchesBrokenShops(t *testing.T) {
-	healthy := func() (*shop, map[int64]placed) {
-		s := &shop{
-			orders: map[int64]*orderRow{
-				100: {state: "PAID", paymentID: 7, items: map[int64]int64{1: 2}},
-				101: {state: "CLOSED", closeReason: "EXPIRED", items: map[int64]int64{2: 1}},
+// TestKillNineClientChecksCatchBrokenShops: the checks of the clients' view catch what
+// they are for. (The checks between the databases are stack.AuditCheckout's, tested
+// there.)
+func TestKillNineClientChecksCatchBrokenShops(t *testing.T) {
+	healthy := func() (*stack.CheckoutAudit, map[int64]placed) {
+		a := &stack.CheckoutAudit{
+			OrderRows: map[int64]stack.OrderRow{
+				100: {ID: 100, State: "PAID", PaymentID: 7, Items: map[int64]int64{1: 2}},
+				101: {ID: 101, State: "CLOSED", CloseReason: "EXPIRED", Items: map[int64]int64{2: 1}},
 			},
-			reservations: map[int64]string{100: "confirmed", 101: "released"},
-			resItems:     map[int64]map[int64]int64{100: {1: 2}, 101: {2: 1}},
-			stock:        map[int64][2]int64{1: {8, 0}, 2: {5, 0}},
-			payments:     map[int64][]payRow{100: {{7, "SUCCEEDED"}}, 101: {{8, "REFUND_REQUIRED"}}},
+			PaymentRows: map[int64][]stack.PaymentRow{100: {{ID: 7, OrderID: 100, State: "SUCCEEDED"}},
+				101: {{ID: 8, OrderID: 101, State: "REFUND_REQUIRED"}}},
+			SKUs: []stack.SKUStock{{SKU: 1, Available: 8, Sold: 2}, {SKU: 2, Available: 5}},
 		}
-		return s, map[int64]placed{100: {sku: 1, qty: 2, paid: true}, 101: {sku: 2, qty: 1, paid: true}}
+		return a, map[int64]placed{100: {sku: 1, qty: 2, paid: true}, 101: {sku: 2, qty: 1, paid: true}}
 	}
 	initial := map[int64]int64{1: 10, 2: 5}
-	if s, accepted := healthy(); len(shopProblems(s, accepted, initial)) != 0 {
-		t.Fatalf("a healthy shop has problems: %v", shopProblems(s, accepted, initial))
+	if a, accepted := healthy(); len(clientProblems(a, accepted, initial)) != 0 {
+		t.Fatalf("a healthy shop has problems: %v", clientProblems(a, accepted, initial))
+	}
+	order := func(a *stack.CheckoutAudit, id int64, change func(*stack.OrderRow)) {
+		o := a.OrderRows[id]
+		change(&o)
+		a.OrderRows[id] = o
 	}
 	for _, tt := range []struct {
 		name   string
-		damage func(*shop)
+		damage func(*stack.CheckoutAudit)
 		want   string
 	}{
-		{"accepted order lost", func(s *shop) { delete(s.orders, 101) }, "not in the database"},
-		{"order left open", func(s *shop) { s.orders[101].state = "PENDING_PAYMENT" }, "want PAID or CLOSED"},
-		{"a unit of stock leaked", func(s *shop) { s.stock[2] = [2]int64{4, 0} }, "want the initial 5"},
-		{"stock still reserved", func(s *shop) { s.stock[1] = [2]int64{7, 1} }, "still reserved"},
-		{"paid but released", func(s *shop) { s.reservations[100] = "released" }, "want confirmed"},
-		{"closed but charged", func(s *shop) { s.payments[101][0].state = "SUCCEEDED" }, "want REFUND_REQUIRED"},
-		{"payment without order", func(s *shop) { s.payments[999] = []payRow{{9, "PENDING"}} }, "have no order"},
-		{"reservation without order", func(s *shop) { s.reservations[998] = "reserved" }, "has no order"},
-		{"paid without its payment", func(s *shop) { s.orders[100].paymentID = 8 }, "no such succeeded payment"},
+		{"accepted order lost", func(a *stack.CheckoutAudit) { delete(a.OrderRows, 101) }, "not in the database"},
+		{"order left open", func(a *stack.CheckoutAudit) { order(a, 101, func(o *stack.OrderRow) { o.State = "PENDING_PAYMENT" }) },
+			"want PAID or CLOSED"},
+		{"other items", func(a *stack.CheckoutAudit) {
+			order(a, 100, func(o *stack.OrderRow) { o.Items = map[int64]int64{1: 3} })
+		}, "the client ordered 2 of SKU 1"},
+		{"paid without a payment", func(a *stack.CheckoutAudit) { delete(a.PaymentRows, 100) }, "there is no payment"},
+		{"a unit of stock leaked", func(a *stack.CheckoutAudit) { a.SKUs[1].Available = 4 }, "SKU 2: total 5 → 4"},
+		{"stock still reserved", func(a *stack.CheckoutAudit) { a.SKUs[0] = stack.SKUStock{SKU: 1, Available: 7, Reserved: 1, Sold: 2} },
+			"still reserved"},
+		{"stock row lost", func(a *stack.CheckoutAudit) { a.SKUs = a.SKUs[:1] }, "SKU 2 is gone"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s, accepted := healthy()
-			tt.damage(s)
-			problems := shopProblems(s, accepted, initial)
+			a, accepted := healthy()
+			tt.damage(a)
+			problems := clientProblems(a, accepted, initial)
 			if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, tt.want) }) {
 				t.Errorf("problems = %q; want one saying %q", problems, tt.want)
 			}

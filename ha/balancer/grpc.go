@@ -62,7 +62,9 @@ func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingCo
 }
 
 func (b *builder) Build(cc grpcbalancer.ClientConn, opts grpcbalancer.BuildOptions) grpcbalancer.Balancer {
-	p := New(b.opts...)
+	// The target names the service ("registry:///note" → "note") for the picks counter;
+	// a ServiceName among the builder's options wins.
+	p := New(append([]Option{ServiceName(opts.Target.Endpoint())}, b.opts...)...)
 	// The channel subsets before creating SubConns, so the P2C sees the subset only.
 	size, id := p.o.subsetSize, p.o.clientID
 	p.o.subsetSize = 0
@@ -182,15 +184,17 @@ func (p *picker) Pick(info grpcbalancer.PickInfo) (grpcbalancer.PickResult, erro
 type attrKey struct{}
 
 type nodeAttr struct {
-	weight float64
-	lane   string
+	weight   float64
+	lane     string
+	instance string
 }
 
-// WithNode returns addr carrying n's Weight and Lane for the redline_p2c policy, in its
-// BalancerAttributes (which do not change SubConn identity). A resolver sets it per
+// WithNode returns addr carrying n's Weight, Lane and Instance for the redline_p2c policy,
+// in its BalancerAttributes (which do not change SubConn identity). A resolver sets it per
 // address: balancer.WithNode(resolver.Address{Addr: a}, balancer.Node{Lane: l, Weight: w}).
 func WithNode(addr resolver.Address, n Node) resolver.Address {
-	addr.BalancerAttributes = addr.BalancerAttributes.WithValue(attrKey{}, nodeAttr{weight: n.Weight, lane: n.Lane})
+	addr.BalancerAttributes = addr.BalancerAttributes.WithValue(attrKey{},
+		nodeAttr{weight: n.Weight, lane: n.Lane, instance: n.Instance})
 	return addr
 }
 
@@ -198,7 +202,7 @@ func WithNode(addr resolver.Address, n Node) resolver.Address {
 func nodeOf(addr resolver.Address) Node {
 	n := Node{Addr: addr.Addr}
 	if a, ok := addr.BalancerAttributes.Value(attrKey{}).(nodeAttr); ok {
-		n.Weight, n.Lane = a.weight, a.lane
+		n.Weight, n.Lane, n.Instance = a.weight, a.lane, a.instance
 	}
 	return n
 }

@@ -3,6 +3,7 @@ package balancer_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/redline-dev/redline/ha/balancer"
 	"github.com/redline-dev/redline/kit/meta"
+	"github.com/redline-dev/redline/kit/metric"
 	kitgrpc "github.com/redline-dev/redline/kit/transport/grpc"
 )
 
@@ -148,6 +150,57 @@ func TestGRPCSelectedAndSpreads(t *testing.T) {
 			t.Errorf("node %s cpu = %d; want 420 from the %s trailer", n.Addr, n.CPU, balancer.CPUKey)
 		}
 	}
+}
+
+// TestGRPCPicksByInstance: the gRPC policy takes the service from the channel's target
+// and the instance from WithNode, and counts each call's pick under them: a node without
+// an instance under the service's name.
+func TestGRPCPicksByInstance(t *testing.T) {
+	backends, addrs := startBackends(t, 420, 0, 0)
+	addrs[0] = balancer.WithNode(resolver.Address{Addr: addrs[0].Addr}, balancer.Node{Instance: "picked-2", Weight: 1})
+	client, target := dial(t, "p2cpicks", addrs, p2cConfig) // target p2cpicks:///backends
+	warmUp(t, client, target, 2, backends)
+	named, unnamed := pickCount(t, "backends", "picked-2"), pickCount(t, "backends", "backends")
+	hammer(t, client, 4, 50)
+	if got, want := pickCount(t, "backends", "picked-2")-named, backends[0].calls.Load(); got != float64(want) || want == 0 {
+		t.Errorf("picks_total{service=backends,instance=picked-2} += %v; want the %d calls of its backend (> 0)", got, want)
+	}
+	if got, want := pickCount(t, "backends", "backends")-unnamed, backends[1].calls.Load(); got != float64(want) || want == 0 {
+		t.Errorf("picks_total{service=backends,instance=backends} += %v; want the %d calls of the unnamed backend (> 0)", got, want)
+	}
+	c, _ := channelState(target)
+	var instances []string
+	for _, n := range c.Nodes {
+		instances = append(instances, n.Instance)
+	}
+	if !slices.Contains(instances, "picked-2") {
+		t.Errorf("channel state instances = %q; want picked-2 among them", instances)
+	}
+}
+
+// pickCount reads redline_ha_balancer_picks_total{service,instance} from the process's
+// registry: 0 before its first pick.
+func pickCount(t *testing.T, service, instance string) float64 {
+	t.Helper()
+	mfs, err := metric.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "redline_ha_balancer_picks_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["service"] == service && labels["instance"] == instance {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // TestGRPCLanes: the lane from WithNode reaches the picker, baseline calls never reach the

@@ -1,6 +1,8 @@
 package balancer
 
 import (
+	"cmp"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/redline-dev/redline/kit/metric"
@@ -27,4 +29,20 @@ func newDecisionCounters() decisionCounters {
 		noNode:   v.WithLabelValues("reject", "no_node"),
 		filtered: v.WithLabelValues("reject", "filtered"),
 	}
+}
+
+// picks is redline_ha_balancer_picks_total; see the package doc.
+var picks = func() *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "redline_ha_balancer_picks_total",
+		Help: "Balancer picks by service and node instance (the node's instance label, else the service name).",
+	}, []string{"service", "instance"})
+	metric.Registry.MustRegister(v)
+	return v
+}()
+
+// pickCounter resolves the picks counter of a node of service named instance ("" for a
+// node without one), once per node rather than per pick.
+func pickCounter(service, instance string) prometheus.Counter {
+	return picks.WithLabelValues(service, cmp.Or(instance, service))
 }

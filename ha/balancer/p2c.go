@@ -67,8 +67,19 @@
 //     baseline; baseline requests never reach lane nodes).
 //   - Clock: clock.Real{}.
 //
+// # Metrics
+//
 // Decisions are counted in redline_ha_balancer_decisions_total{decision,reason}:
 // pick/score, pick/probe, pick/single, reject/no_node and reject/filtered.
+//
+// Picks are counted per node in redline_ha_balancer_picks_total{service,instance}: service
+// is the picker's (ServiceName; the gRPC policy takes it from the channel's target,
+// "registry:///note" → "note") and instance the node's Instance (the registry label
+// "instance", such as "note-2"), or the service name for a node without one. So a drill
+// that slows one replica sees that replica's share of picks fall. The label is a name the
+// servers give themselves, not a node's address or random id, so the series stay few;
+// nodes without an instance name share one series per service. The counter is resolved
+// when the node set changes, so a pick costs one atomic add for it.
 package balancer
 
 import (
@@ -81,6 +92,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 
 	"github.com/redline-dev/redline/ha/clock"
@@ -98,6 +110,10 @@ type Node struct {
 	Weight float64 `json:"weight,omitempty"`
 	// Lane is the node's stress-test lane, "" for the baseline.
 	Lane string `json:"lane,omitempty"`
+	// Instance names the server instance the node is (the registry label "instance",
+	// such as "note-2"), "" when it has none. It labels the node's picks in
+	// redline_ha_balancer_picks_total.
+	Instance string `json:"instance,omitempty"`
 
 	st *stats
 }
@@ -109,6 +125,7 @@ type Node struct {
 type Filter func(ctx context.Context, nodes []Node) []Node
 
 type options struct {
+	service    string
 	clock      clock.Clock
 	tau        time.Duration
 	probe      time.Duration
@@ -125,6 +142,11 @@ type options struct {
 
 // Option configures a P2C.
 type Option func(*options)
+
+// ServiceName sets the service the picker balances, the service label of its picks in
+// redline_ha_balancer_picks_total; the default is "". The gRPC policy sets it from the
+// channel's target.
+func ServiceName(name string) Option { return func(o *options) { o.service = name } }
 
 // WithClock sets the clock; the default is clock.Real{}.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
@@ -185,8 +207,10 @@ type stats struct {
 	picks    atomic.Uint64
 	fails    atomic.Uint64
 
-	added   int64 // unix ns
-	warming bool
+	added    int64 // unix ns
+	warming  bool
+	instance string             // the node's Instance when the stats were made
+	picked   prometheus.Counter // redline_ha_balancer_picks_total of the node
 
 	mu      sync.Mutex
 	lastObs int64 // unix ns of the last observation; 0 none
@@ -210,7 +234,8 @@ func New(opts ...Option) *P2C {
 
 // Update replaces the node set (after subsetting, when on). Nodes that stay keep their
 // stats; new ones start at the mean lag of the others and, once the picker is older than
-// WarmUp, warm up.
+// WarmUp, warm up. A node whose Instance changed at the same address is another server:
+// it starts anew, counted under its new name.
 func (b *P2C) Update(nodes []Node) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -236,8 +261,9 @@ func (b *P2C) Update(nodes []Node) {
 			continue
 		}
 		st := old.byAddr[n.Addr]
-		if st == nil {
-			st = &stats{added: now, warming: b.o.warmUp > 0 && now-b.first > int64(b.o.warmUp)}
+		if st == nil || st.instance != n.Instance {
+			st = &stats{added: now, warming: b.o.warmUp > 0 && now-b.first > int64(b.o.warmUp),
+				instance: n.Instance, picked: pickCounter(b.o.service, n.Instance)}
 			st.lag.Store(math.Float64bits(initLag))
 			st.success.Store(math.Float64bits(1))
 			st.cpu.Store(-1)
@@ -323,6 +349,7 @@ func (b *P2C) Pick(ctx context.Context) (Picked, error) {
 	chosen.st = st
 	st.inflight.Add(1)
 	st.picks.Add(1)
+	st.picked.Inc()
 	st.lastPick.Store(now)
 	return Picked{Node: chosen, start: now, b: b}, nil
 }
@@ -456,6 +483,7 @@ func (p Picked) Done(err error, cpu int64) {
 type NodeState struct {
 	Addr     string  `json:"addr"`
 	Lane     string  `json:"lane,omitempty"`
+	Instance string  `json:"instance,omitempty"`
 	Weight   float64 `json:"weight"`
 	LagMS    float64 `json:"lag_ms"`
 	Inflight int64   `json:"inflight"`
@@ -478,7 +506,7 @@ func (b *P2C) nodeStates() []NodeState {
 	for _, n := range snap.nodes {
 		st := n.st
 		out = append(out, NodeState{
-			Addr: n.Addr, Lane: n.Lane, Weight: weightOf(n.Weight),
+			Addr: n.Addr, Lane: n.Lane, Instance: n.Instance, Weight: weightOf(n.Weight),
 			LagMS: st.lagNS() / 1e6, Inflight: st.inflight.Load(), Success: st.successF(),
 			CPU: st.cpu.Load(), Warm: b.warm(st, now), Cost: b.o.cost(b, st, n.Weight, now) / 1e6,
 			Picks: st.picks.Load(), Fails: st.fails.Load(),

@@ -285,3 +285,42 @@ func BenchmarkPick(b *testing.B) {
 		}
 	})
 }
+
+// TestPicksCounter: every pick adds one to redline_ha_balancer_picks_total of its node:
+// labelled by the node's Instance, or by the service for a node without one. A node whose
+// instance changes at the same address is counted under its new name from then on.
+func TestPicksCounter(t *testing.T) {
+	b, clk := newTest(ServiceName("picks-svc"))
+	b.Update([]Node{{Addr: "a", Instance: "picks-svc-2"}, {Addr: "b"}})
+	counter := func(instance string) float64 { return testutil.ToFloat64(picks.WithLabelValues("picks-svc", instance)) }
+	named, unnamed := counter("picks-svc-2"), counter("picks-svc")
+	for range 200 {
+		call(t, b, clk, time.Millisecond, nil)
+	}
+	a, bb := nodeState(b, "a"), nodeState(b, "b")
+	if a.Instance != "picks-svc-2" || bb.Instance != "" {
+		t.Fatalf("node instances = %q, %q; want picks-svc-2, none", a.Instance, bb.Instance)
+	}
+	if a.Picks == 0 || bb.Picks == 0 || a.Picks+bb.Picks != 200 {
+		t.Fatalf("picks a=%d b=%d; want both > 0, 200 in all", a.Picks, bb.Picks)
+	}
+	if got := counter("picks-svc-2") - named; got != float64(a.Picks) {
+		t.Errorf("picks_total{instance=picks-svc-2} += %v; want %d, node a's picks", got, a.Picks)
+	}
+	if got := counter("picks-svc") - unnamed; got != float64(bb.Picks) {
+		t.Errorf("picks_total{instance=picks-svc} += %v; want %d, node b's picks (no instance: the service)", got, bb.Picks)
+	}
+
+	b.Update([]Node{{Addr: "a", Instance: "picks-svc-2"}, {Addr: "b", Instance: "picks-svc-3"}})
+	third, unnamed := counter("picks-svc-3"), counter("picks-svc")
+	for range 100 {
+		call(t, b, clk, time.Millisecond, nil)
+	}
+	bb = nodeState(b, "b")
+	if got := counter("picks-svc-3") - third; bb.Picks == 0 || got != float64(bb.Picks) {
+		t.Errorf("after renaming b: picks_total{instance=picks-svc-3} += %v; want its %d picks (> 0)", got, bb.Picks)
+	}
+	if got := counter("picks-svc") - unnamed; got != 0 {
+		t.Errorf("after renaming b: picks_total{instance=picks-svc} += %v; want 0", got)
+	}
+}

@@ -49,6 +49,10 @@ type Point struct {
 	// Service is the service the call runs in (its server, or the service owning the
 	// client or store).
 	Service string
+	// Instance is the server instance a server-side call runs in, when one process serves
+	// a service from several servers (replicas such as "note-2"); "" on client calls and
+	// when the server has no instance name. It lets a fault slow one replica of several.
+	Instance string
 	// Target is who a client calls: the remote service for transports, "" for data
 	// clients.
 	Target string

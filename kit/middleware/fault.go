@@ -21,14 +21,24 @@ import (
 // drops the connection instead of answering (see Aborted).
 //
 // With no injector installed it costs one atomic load.
-func Fault(kind, side, service string) Middleware {
+func Fault(kind, side, service string) Middleware { return faultAt(kind, side, service, "") }
+
+// ServerFault is Fault on a server (side fault.Server) that runs as a named instance of
+// service: its Points carry Instance, so a fault scoped to one replica ("note-2") slows or
+// fails that server only while the others of the same service go on. An empty instance
+// makes it Fault(kind, fault.Server, service).
+func ServerFault(kind, service, instance string) Middleware {
+	return faultAt(kind, fault.Server, service, instance)
+}
+
+func faultAt(kind, side, service, instance string) Middleware {
 	abortable := kind == fault.HTTP && side == fault.Server
 	return func(next Handler) Handler {
 		return func(ctx context.Context, req any) (any, error) {
 			if !fault.Enabled() {
 				return next(ctx, req)
 			}
-			p := fault.Point{Kind: kind, Side: side, Service: service}
+			p := fault.Point{Kind: kind, Side: side, Service: service, Instance: instance}
 			if info := FromContext(ctx); info != nil {
 				p.Op = info.Operation
 				switch {

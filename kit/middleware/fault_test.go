@@ -32,6 +32,18 @@ func TestFaultPoints(t *testing.T) {
 			want: fault.Point{Kind: fault.GRPC, Side: fault.Server, Service: "note", Op: "/note.v1.Note/GetNote"},
 		},
 		{
+			name: "server instance",
+			mw:   ServerFault(fault.GRPC, "note", "note-2"),
+			ctx:  func() context.Context { return NewContext(context.Background(), serverInfo) },
+			want: fault.Point{Kind: fault.GRPC, Side: fault.Server, Service: "note", Instance: "note-2", Op: "/note.v1.Note/GetNote"},
+		},
+		{
+			name: "server without an instance name",
+			mw:   ServerFault(fault.GRPC, "note", ""),
+			ctx:  func() context.Context { return NewContext(context.Background(), serverInfo) },
+			want: fault.Point{Kind: fault.GRPC, Side: fault.Server, Service: "note", Op: "/note.v1.Note/GetNote"},
+		},
+		{
 			name: "client in a request takes the server's name",
 			mw:   Fault(fault.HTTP, fault.Client, ""),
 			ctx: func() context.Context {

@@ -16,6 +16,11 @@ import (
 // Baseline nodes have no lane label (or an empty one).
 const LabelLane = "lane"
 
+// LabelInstance is the node label that names the server instance a node is, where one
+// process serves a service from several servers ("note", "note-2"): balancers count their
+// picks by it (a bounded set of names, unlike node ids), and faults can be scoped to it.
+const LabelInstance = "instance"
+
 // Sentinel errors returned by every implementation.
 var (
 	// ErrClosed is returned by calls on a closed Registry.

@@ -27,7 +27,9 @@ type ChaosConfig struct {
 // buildChaos makes the fault registry, serves it on the admin endpoint (/chaos/faults,
 // /chaos/events) and installs it as the process's injector while the stack runs. Every
 // transport and data client of the kit asks it about each call; with no fault set that
-// costs a few nanoseconds.
+// costs a few nanoseconds. A process that runs order, inventory and payment also serves
+// the checkout audit (/chaos/audit/checkout, audit.go), so a drill can ask whether its
+// faults broke an order.
 func (s *Stack) buildChaos() error {
 	cfg := s.cfg.Chaos
 	if !cfg.Enabled {
@@ -39,6 +41,11 @@ func (s *Stack) buildChaos() error {
 	}
 	reg.Register(s.Admin)
 	s.faults = reg
+	if s.runsCheckout() {
+		// The services' databases are opened later, by their builders: the audit looks
+		// them up per request.
+		serveCheckoutAudit(s.Admin, s.auditCheckout)
+	}
 	var restore func()
 	s.components = append(s.components, app.Hook("faults", func(context.Context) error {
 		restore = fault.Install(reg)

@@ -164,6 +164,15 @@ type QuotaConfig struct {
 type NoteConfig struct {
 	Addr string `koanf:"addr"`
 	DB   string `koanf:"db"`
+	// Replicas is how many gRPC servers serve note in this process (1 to MaxReplicas,
+	// default 1), so a drill can make one replica slow (a fault with instance: note-2)
+	// and watch the balancer steer around it. Replica 1 listens on addr, the others on
+	// free ports of the same host. Each has its own server, HA parts (admission and
+	// shedding are per instance, as on separate machines), registry node labelled
+	// instance=note, note-2, ... and, with chaos.net on, its own proxy of that name. All
+	// of them serve the same service object: one database, cache, hot-key copy, id filter
+	// and outbox relay, so replicas differ in their servers, not in their data or state.
+	Replicas int `koanf:"replicas"`
 	// HotTTL is how long a hot note's in-process copy is served: the staleness other
 	// processes may see after an update.
 	HotTTL time.Duration `koanf:"hot_ttl"`
@@ -173,6 +182,9 @@ type NoteConfig struct {
 	// ExpectedNotes sizes the id bloom filter (1% false positives at that many notes).
 	ExpectedNotes int `koanf:"expected_notes"`
 }
+
+// MaxReplicas bounds note.replicas: replicas are for drills on one machine, not capacity.
+const MaxReplicas = 8
 
 // FeedConfig configures the feed service.
 type FeedConfig struct {
@@ -209,6 +221,13 @@ type PaymentConfig struct {
 	// CallbackURL is where the provider calls back (the BFF's POST /v1/payments/callback);
 	// empty means this process's BFF.
 	CallbackURL string `koanf:"callback_url"`
+	// ProviderTimeout is the most one charge call to the provider may take, whatever the
+	// caller's deadline allows (see providerCharger). Default DefaultProviderTimeout.
+	ProviderTimeout time.Duration `koanf:"provider_timeout"`
+	// ProviderBreaker tunes the breaker of the calls to the provider over ha.breaker: a
+	// third party called a few times a second needs a longer window and fewer requests in
+	// it than ha.breaker's defaults (1s, 20) to ever throttle. Zero fields keep ha.breaker's.
+	ProviderBreaker ha.BreakerConfig `koanf:"provider_breaker"`
 }
 
 // StressConfig configures stress lanes (stress/lane).
@@ -262,7 +281,7 @@ func Default() *Config {
 		Timeouts:       TimeoutsConfig{Edge: time.Second, Internal: 100 * time.Millisecond, Margin: 2 * time.Millisecond},
 		BFF:            BFFConfig{Addr: "127.0.0.1:8080", MaxBody: 1 << 20},
 		User:           UserConfig{Addr: "127.0.0.1:0"},
-		Note:           NoteConfig{Addr: "127.0.0.1:0", HotTTL: time.Second, ExpectedNotes: 1_000_000},
+		Note:           NoteConfig{Addr: "127.0.0.1:0", Replicas: 1, HotTTL: time.Second, ExpectedNotes: 1_000_000},
 		Inventory:      ServiceConfig{Addr: "127.0.0.1:0"},
 		Interaction:    ServiceConfig{Addr: "127.0.0.1:0"},
 		Feed:           FeedConfig{Addr: "127.0.0.1:0", BigAuthorFollowers: 1000, InboxCap: 1000},
@@ -271,11 +290,12 @@ func Default() *Config {
 		Search:         ServiceConfig{Addr: "127.0.0.1:0"},
 		Product:        ServiceConfig{Addr: "127.0.0.1:0"},
 		Order:          OrderConfig{Addr: "127.0.0.1:0", PaymentTimeout: 15 * time.Minute, CloseInterval: 5 * time.Second},
-		Payment:        PaymentConfig{Addr: "127.0.0.1:0"},
-		Provider:       ProviderConfig{Addr: "127.0.0.1:9180", Delay: 50 * time.Millisecond},
-		HA:             ha.Default(),
-		Stress:         StressConfig{Shadow: true},
-		Chaos:          ChaosConfig{Enabled: true, MaxTTL: faults.DefaultMaxTTL, Net: NetConfig{Dependencies: true}},
+		Payment: PaymentConfig{Addr: "127.0.0.1:0", ProviderTimeout: DefaultProviderTimeout,
+			ProviderBreaker: ha.BreakerConfig{Window: 5 * time.Second, MinRequests: 5}},
+		Provider: ProviderConfig{Addr: "127.0.0.1:9180", Delay: 50 * time.Millisecond},
+		HA:       ha.Default(),
+		Stress:   StressConfig{Shadow: true},
+		Chaos:    ChaosConfig{Enabled: true, MaxTTL: faults.DefaultMaxTTL, Net: NetConfig{Dependencies: true}},
 		SRE: SREConfig{Addr: "127.0.0.1:9200", OnCall: OnCallConfig{Primary: []string{"oncall-primary"},
 			Secondary: []string{"oncall-secondary"}, Manager: "oncall-manager", Rotation: 7 * 24 * time.Hour, AckTimeout: 5 * time.Minute},
 			EvalInterval: 5 * time.Second},
@@ -316,6 +336,8 @@ func (c *Config) Validate() error {
 	}
 	check(c.BFF.MaxBody > 0, "bff.max_body must be positive")
 	check(c.Note.HotTTL > 0 && c.Note.ExpectedNotes > 0, "note.hot_ttl and note.expected_notes must be positive")
+	check(c.Note.Replicas >= 1 && c.Note.Replicas <= MaxReplicas,
+		"note.replicas %d: want 1 to %d gRPC servers of note in this process (1: no replicas)", c.Note.Replicas, MaxReplicas)
 	check(c.Feed.BigAuthorFollowers > 0 && c.Feed.InboxCap > 0, "feed.big_author_followers and feed.inbox_cap must be positive")
 	check(c.Order.PaymentTimeout > 0 && c.Order.CloseInterval > 0, "order.payment_timeout and order.close_interval must be positive")
 	check(c.Payment.Secret == "" || len(c.Payment.Secret) >= 16, "payment.secret: at least 16 bytes")
@@ -341,6 +363,8 @@ func (c *Config) Validate() error {
 	check(c.Lane == "" || meta.ValidLane(c.Lane), "lane %q: 1 to 32 of a-z, 0-9 and -, starting with a letter", c.Lane)
 	check(c.Stress.Key == "" || len(c.Stress.Key) >= lane.MinKeyLen, "stress.key: at least %d bytes", lane.MinKeyLen)
 	check(c.Provider.FailureRatio >= 0 && c.Provider.FailureRatio <= 1, "payprovider.failure_ratio must be 0 to 1")
+	check(c.Payment.ProviderTimeout > 0 && c.Payment.ProviderTimeout <= time.Minute,
+		"payment.provider_timeout %v: want a duration in (0, 1m] such as 2s", c.Payment.ProviderTimeout)
 	check(c.Quota.Store == "memory" || strings.HasPrefix(c.Quota.Store, "redis://"), "quota.store %q: want memory or redis://host:port/db", c.Quota.Store)
 	if err := quota.ValidateResources(c.Quota.Resources); err != nil {
 		problems = append(problems, fmt.Errorf("quota.resources: %w", err))

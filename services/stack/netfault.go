@@ -30,7 +30,8 @@ import (
 // limits, resets and outages.
 type NetConfig struct {
 	// Enabled puts a proxy in front of every gRPC server of the process, named after its
-	// service ("note", "quota"); the registry hands out the proxy's address, so every call
+	// service ("note", "quota"), or for a further replica after its instance ("note-2",
+	// see note.replicas); the registry hands out the proxy's address, so every call
 	// between services crosses it. Off by default: each hop then costs one more loopback
 	// connection (tens of microseconds). Needs chaos.enabled.
 	Enabled bool `koanf:"enabled"`
@@ -72,19 +73,21 @@ func (s *Stack) buildNetFault() error {
 // NetFaults is the network fault proxies, nil when chaos.net.enabled is off.
 func (s *Stack) NetFaults() *netfault.Proxies { return s.netFaults }
 
-// netAddr is the address to register for service's gRPC server at endpoint: its proxy's,
-// started here on the same host, when chaos.net.enabled is on; else endpoint itself.
-func (s *Stack) netAddr(service, endpoint string) (string, error) {
+// netAddr is the address to register for the gRPC server instance at endpoint (a
+// service's first replica is named after the service, the others "note-2", ...): its
+// proxy's, named instance and started here on the same host, when chaos.net.enabled is on;
+// else endpoint itself.
+func (s *Stack) netAddr(instance, endpoint string) (string, error) {
 	if s.netFaults == nil {
 		return endpoint, nil
 	}
 	host, _, err := net.SplitHostPort(endpoint)
 	if err != nil {
-		return "", fmt.Errorf("%s: proxy: %w", service, err)
+		return "", fmt.Errorf("%s: proxy: %w", instance, err)
 	}
-	p, err := s.netFaults.Add(service, net.JoinHostPort(host, "0"), endpoint)
+	p, err := s.netFaults.Add(instance, net.JoinHostPort(host, "0"), endpoint)
 	if err != nil {
-		return "", fmt.Errorf("%s: proxy: %w", service, err)
+		return "", fmt.Errorf("%s: proxy: %w", instance, err)
 	}
 	return p.Listen, nil
 }

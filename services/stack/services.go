@@ -2,10 +2,8 @@ package stack
 
 import (
 	"context"
-	"errors"
 
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -130,6 +128,8 @@ func (s *Stack) buildNote(ctx context.Context) error {
 	}
 	// The relay publishes what the service wrote: it stops after the server, before the queue.
 	s.components = append(s.components, app.Hook("note outbox relay", nil, func(context.Context) error { return svc.Close() }))
+	// With note.replicas above 1, every replica's server serves this one svc: the replicas
+	// share the database, cache, hot-key copies and relay, and differ in their servers.
 	srv, err := s.serveGRPC(note.Name, cfg.Addr, nil)
 	if err != nil {
 		return err
@@ -236,21 +236,6 @@ func (s *Stack) buildProvider(context.Context) error {
 	return nil
 }
 
-// lazyCharger resolves the provider's URL at each charge: in one process the mock's port
-// is known only once it listens.
-type lazyCharger struct {
-	url    func() string
-	hc     *http.Client
-	shadow bool // refuses charges that could not be called back in a lane
-}
-
-func (c lazyCharger) Charge(ctx context.Context, req provider.ChargeRequest) error {
-	if c.shadow && req.CallbackURL == "" {
-		return errors.New("a shadow payment cannot be called back without a lane token: set stress.key")
-	}
-	return provider.NewClient(c.url(), c.hc).Charge(ctx, req)
-}
-
 func (s *Stack) buildPayment(ctx context.Context) error {
 	cfg := s.cfg.Payment
 	db, err := s.openDB(ctx, payment.Name, s.cfg.dsn(payment.Name, cfg.DB))
@@ -280,7 +265,7 @@ func (s *Stack) buildPayment(ctx context.Context) error {
 		callback = s.shadowCallbackURL(callback)
 	}
 	svc, retrier, err := payment.New(ctx, db, orderv1.NewOrderClient(orders),
-		lazyCharger{url: providerURL, hc: &http.Client{Timeout: 5 * time.Second, Transport: kithttp.ThirdParty(nil)}, shadow: s.shadow},
+		s.newProviderCharger(providerURL),
 		payment.Config{Secret: []byte(cfg.Secret), CallbackURL: callback}, payment.WithLogger(s.logger))
 	if err != nil {
 		return err

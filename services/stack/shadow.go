@@ -24,8 +24,9 @@ import (
 // baseline instance, and a shadow instance whose database is the shadow twin (sqldb.Shadow),
 // whose cache keys are under cache.ShadowPrefix, whose queue is the shadow stream
 // (mq.Shadow), whose payment provider is the mock, and whose calls to other services are
-// always in a lane. One gRPC server per service carries both: a request in a lane is
-// dispatched to the shadow instance, any other to the baseline one.
+// always in a lane. The service's gRPC server (each of them, with note.replicas) carries
+// both: a request in a lane is dispatched to the shadow instance, any other to the
+// baseline one.
 //
 // So lane isolation holds by construction, in-process state included: hot-key copies,
 // bloom filters, singleflight groups, batchers, outbox relays and periodic jobs each
@@ -35,9 +36,10 @@ import (
 // noShadow are the services without data of their own: no twin.
 var noShadow = map[string]bool{QuotaName: true, ProviderName: true, bff.Name: true, SREName: true}
 
-// routed is one gRPC service registered by both instances of a service.
+// routed is one gRPC service registered by both instances of a service, served by every
+// replica's server.
 type routed struct {
-	srv          *kitgrpc.Server
+	srvs         []*kitgrpc.Server
 	desc         *grpc.ServiceDesc
 	base, shadow any
 }
@@ -45,7 +47,7 @@ type routed struct {
 // registrar records what a builder registers, for registerRoutes.
 type registrar struct {
 	s      *Stack
-	srv    *kitgrpc.Server
+	srvs   []*kitgrpc.Server // the service's replicas; none for a shadow instance
 	shadow bool
 }
 
@@ -60,20 +62,22 @@ func (r registrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 		rt.shadow = impl
 		return
 	}
-	rt.srv, rt.base = r.srv, impl
+	rt.srvs, rt.base = r.srvs, impl
 }
 
-// registerRoutes registers every recorded service on its server with handlers that pick
-// the instance by the request's lane. Without a shadow instance a lane request reaches
-// the baseline one, whose data clients refuse it.
+// registerRoutes registers every recorded service on its servers (every replica) with
+// handlers that pick the instance by the request's lane. Without a shadow instance a lane
+// request reaches the baseline one, whose data clients refuse it.
 func (s *Stack) registerRoutes() error {
 	for _, name := range s.routeOrder {
 		rt := s.routes[name]
-		if rt.srv == nil {
+		if len(rt.srvs) == 0 {
 			return fmt.Errorf("%s: a shadow instance without a baseline one", name)
 		}
 		if rt.shadow == nil { // no twin: lane calls reach the baseline, whose clients refuse them
-			rt.srv.RegisterService(rt.desc, rt.base)
+			for _, srv := range rt.srvs {
+				srv.RegisterService(rt.desc, rt.base)
+			}
 			continue
 		}
 		desc := *rt.desc
@@ -99,7 +103,9 @@ func (s *Stack) registerRoutes() error {
 			}
 			desc.Streams[i] = st
 		}
-		rt.srv.RegisterService(&desc, rt.base)
+		for _, srv := range rt.srvs {
+			srv.RegisterService(&desc, rt.base)
+		}
 	}
 	return nil
 }

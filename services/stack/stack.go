@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,11 +79,11 @@ type Stack struct {
 	reg   registry.Registry
 	bff   *kithttp.Server
 	sre   *kithttp.Server
-	grpc  map[string]*kitgrpc.Server
+	grpc  map[string]*kitgrpc.Server // by instance name: "note" (replica 1), "note-2", ...
 
 	// switches force degradation of named dependencies; dynamic config sets them.
 	switches  *degrade.Switches
-	haServers map[string]*ha.Server
+	haServers map[string]*ha.Server // by server instance name ("note", "note-2", "bff")
 	haClients map[string]*ha.Client
 
 	quotaSvc    *quota.Service
@@ -362,49 +363,92 @@ func (s *Stack) redisClient() *redis.Client {
 	return s.rdb
 }
 
-// serveGRPC adds a gRPC server for name and its registration, which is withdrawn before the
-// server stops so callers move away first.
+// serveGRPC adds the gRPC servers of name and their registrations, which are withdrawn
+// before the servers stop so callers move away first. A service runs replicas(name)
+// servers: replica 1 at addr, named after the service; replica k at a free port of addr's
+// host, named "<name>-k". Each has its own HA parts and registry node (label instance) and,
+// with chaos.net on, its own proxy; its fault hook knows its instance name, so a fault can
+// be scoped to one replica.
 //
 // It returns where the builder registers its gRPC services: registerRoutes registers them
-// once both instances are built. A shadow instance gets no server of its own.
+// on every replica once both instances are built. A shadow instance gets no server of its
+// own.
 func (s *Stack) serveGRPC(name, addr string, budgets map[string]time.Duration) (grpc.ServiceRegistrar, error) {
 	if s.shadow {
 		return registrar{s: s, shadow: true}, nil
 	}
-	h, err := s.haServer(name, false)
+	n := s.replicas(name)
+	srvs := make([]*kitgrpc.Server, 0, n)
+	for k := 1; k <= n; k++ {
+		instance, at := name, addr
+		if k > 1 {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, fmt.Errorf("%s: addr %q: %w", name, addr, err)
+			}
+			instance, at = fmt.Sprintf("%s-%d", name, k), net.JoinHostPort(host, "0")
+		}
+		srv, err := s.serveReplica(name, instance, at, budgets)
+		if err != nil {
+			return nil, err
+		}
+		srvs = append(srvs, srv)
+	}
+	return registrar{s: s, srvs: srvs}, nil
+}
+
+// replicas is how many gRPC servers serve service in this process: note.replicas for note
+// (at least 1, for a config that skipped Validate), 1 for the others.
+func (s *Stack) replicas(service string) int {
+	if service == note.Name {
+		return max(s.cfg.Note.Replicas, 1)
+	}
+	return 1
+}
+
+// serveReplica adds one gRPC server of service, named instance, listening on addr.
+func (s *Stack) serveReplica(service, instance, addr string, budgets map[string]time.Duration) (*kitgrpc.Server, error) {
+	h, err := s.haInstance(service, instance, false)
 	if err != nil {
 		return nil, err
 	}
-	srv := kitgrpc.NewServer(name, kitgrpc.Address(addr), kitgrpc.Logger(s.logger), kitgrpc.HA(h),
-		kitgrpc.Middleware(s.laneGuard(name)),
+	srv := kitgrpc.NewServer(service, kitgrpc.Address(addr), kitgrpc.Logger(s.logger), kitgrpc.HA(h),
+		kitgrpc.Instance(instance), kitgrpc.Middleware(s.laneGuard(service)),
 		kitgrpc.Deadline(middleware.DeadlineConfig{Default: s.cfg.Timeouts.Internal, Margin: s.cfg.Timeouts.Margin,
 			Operations: s.cfg.Timeouts.budgets(budgets)}))
-	s.grpc[name] = srv
-	node := registry.Node{Service: name, ID: name + "-" + instanceID()}
+	s.grpc[instance] = srv
+	node := registry.Node{Service: service, ID: instance + "-" + instanceID(),
+		Labels: map[string]string{registry.LabelInstance: instance}}
 	if s.cfg.Lane != "" {
-		node.Labels = map[string]string{registry.LabelLane: s.cfg.Lane}
+		node.Labels[registry.LabelLane] = s.cfg.Lane
 	}
 	// Held back until the service's shadow instance is built too (New), so the server starts
 	// after, and stops before, everything both instances serve from.
-	s.serving = append(s.serving, srv, app.Hook(name+" registration",
+	s.serving = append(s.serving, srv, app.Hook(instance+" registration",
 		func(ctx context.Context) (err error) {
-			if node.Addr, err = s.netAddr(name, srv.Endpoint()); err != nil { // a chaos.net proxy's, when on
+			if node.Addr, err = s.netAddr(instance, srv.Endpoint()); err != nil { // a chaos.net proxy's, when on
 				return err
 			}
 			return s.reg.Register(ctx, node)
 		},
 		func(ctx context.Context) error { return s.reg.Deregister(ctx, node) }))
-	return registrar{s: s, srv: srv}, nil
+	return srv, nil
 }
 
 // haServer builds the HA parts of one server and closes them after the server stops.
 func (s *Stack) haServer(name string, edge bool) (*ha.Server, error) {
-	h, err := ha.NewServer(name, s.cfg.HA, edge)
+	return s.haInstance(name, name, edge)
+}
+
+// haInstance builds the HA parts of the server instance of service, shown under instance
+// in /state, and closes them after the server stops.
+func (s *Stack) haInstance(service, instance string, edge bool) (*ha.Server, error) {
+	h, err := ha.NewServer(service, s.cfg.HA, edge)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", instance, err)
 	}
-	s.haServers[name] = h
-	s.components = append(s.components, app.Hook(name+" ha", nil, func(context.Context) error { return h.Close() }))
+	s.haServers[instance] = h
+	s.components = append(s.components, app.Hook(instance+" ha", nil, func(context.Context) error { return h.Close() }))
 	return h, nil
 }
 
@@ -541,7 +585,8 @@ func (s *Stack) AdminURL() string { return "http://" + s.Admin.Endpoint() }
 // Lane is the lane this process serves ("" for baseline): see Config.Lane.
 func (s *Stack) Lane() string { return s.cfg.Lane }
 
-// GRPCAddr is the bound address of a service's gRPC server in this process, or "".
+// GRPCAddr is the bound address of a service's gRPC server in this process (replica 1's),
+// or "". A further replica's is asked for by its instance name: GRPCAddr("note-2").
 func (s *Stack) GRPCAddr(service string) string {
 	if srv, ok := s.grpc[service]; ok {
 		return srv.Endpoint()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,8 +26,13 @@ func TestRedNoteValidatesAgainstTheBFFRoutes(t *testing.T) {
 	if s.total != 100 || weights["home_feed"]+weights["explore"] != 55 || weights["checkout"] != 3 {
 		t.Errorf("weights %v (total %v); want reads to dominate and checkout at 3%%", weights, s.total)
 	}
-	if got := Builtin(); len(got) != 1 || got[0] != "rednote" {
-		t.Errorf("Builtin() = %v; want [rednote]", got)
+	if got := Builtin(); !slices.Equal(got, []string{"checkout", "compose", "rednote"}) {
+		t.Errorf("Builtin() = %v; want [checkout compose rednote]", got)
+	}
+	for _, name := range Builtin() {
+		if _, err := Load(name, Routes(RedNoteRoutes)); err != nil {
+			t.Errorf("built-in %s: %v", name, err)
+		}
 	}
 }
 
@@ -118,7 +124,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("Load(%s) = %v, %v", p, s, err)
 	}
 	for name, want := range map[string]string{
-		"nosuch":                       `"nosuch" is neither a built-in scenario (rednote) nor a file`,
+		"nosuch":                       `"nosuch" is neither a built-in scenario (checkout, compose, rednote) nor a file`,
 		filepath.Join(dir, "x.yaml"):   "no such file",
 		filepath.Join(dir, "bad.yaml"): "bad.yaml",
 	} {

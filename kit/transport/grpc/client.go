@@ -214,7 +214,7 @@ func (r *registryResolver) Build(_ resolver.Target, cc resolver.ClientConn, _ re
 			addrs := make([]resolver.Address, 0, len(nodes))
 			for _, n := range nodes {
 				addrs = append(addrs, balancer.WithNode(resolver.Address{Addr: n.Addr, ServerName: n.Service},
-					balancer.Node{Addr: n.Addr, Lane: n.Lane()}))
+					balancer.Node{Addr: n.Addr, Lane: n.Lane(), Instance: n.Labels[registry.LabelInstance]}))
 			}
 			if len(addrs) == 0 {
 				cc.ReportError(fmt.Errorf("%s: no instances registered", r.service))

@@ -54,6 +54,7 @@ type serverOptions struct {
 	extra    []middleware.Middleware
 	defaults bool
 	ha       *ha.Server
+	instance string
 	grpcOpts []grpc.ServerOption
 }
 
@@ -82,6 +83,12 @@ func Middleware(ms ...middleware.Middleware) ServerOption {
 // with ha.NewServer so it can configure them and show their state; the caller closes it.
 // Without this option the server builds its own from ha.Default() and closes it at Stop.
 func HA(h *ha.Server) ServerOption { return func(o *serverOptions) { o.ha = h } }
+
+// Instance names the server as one instance of its service, for a process that serves a
+// service from several servers (replicas: "note", "note-2", ...): the fault hook puts it
+// in every Point (fault.Point.Instance), so a fault can be scoped to this server alone.
+// The default is "": the server has no instance name.
+func Instance(name string) ServerOption { return func(o *serverOptions) { o.instance = name } }
 
 // WithoutDefaults drops the default chain, HA and the fault hook included; only Middleware
 // options apply. For benchmarks and tests of the chain itself.
@@ -113,7 +120,7 @@ func NewServer(name string, opts ...ServerOption) *Server {
 			ms = append(ms, h.Middleware()...)
 		}
 		// Innermost: an injected fault is a failing or slow handler to everything above.
-		ms = append(ms, middleware.Fault(fault.GRPC, fault.Server, name))
+		ms = append(ms, middleware.ServerFault(fault.GRPC, name, o.instance))
 	}
 	ms = append(ms, o.extra...)
 	s.chain = middleware.Chain(ms...)(func(ctx context.Context, req any) (any, error) {

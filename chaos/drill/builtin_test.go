@@ -1,0 +1,96 @@
+package drill_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	interactionv1 "github.com/redline-dev/redline/api/interaction/v1"
+	inventoryv1 "github.com/redline-dev/redline/api/inventory/v1"
+	notev1 "github.com/redline-dev/redline/api/note/v1"
+	productv1 "github.com/redline-dev/redline/api/product/v1"
+	userv1 "github.com/redline-dev/redline/api/user/v1"
+	"github.com/redline-dev/redline/chaos/drill"
+	"github.com/redline-dev/redline/ha/quota"
+	"github.com/redline-dev/redline/services/seed"
+	"github.com/redline-dev/redline/services/stack"
+	"github.com/redline-dev/redline/services/stack/stacktest"
+)
+
+// builtinScale shortens the built-in drills in `make test`: a quarter of their length
+// (about 25 s each). REDLINE_DRILL_SCALE=1 runs them at full length.
+func builtinScale(t *testing.T) float64 {
+	if v := os.Getenv("REDLINE_DRILL_SCALE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0) {
+			t.Fatalf("REDLINE_DRILL_SCALE=%q: want a positive factor", v)
+		}
+		return f
+	}
+	return 0.25
+}
+
+// TestBuiltinDrills runs the built-in drills that need one process (all but order-kill,
+// which cmd/redline's TestDrillOrderKillProcs runs against `up --procs`) against the real
+// stack in process, seeded, with two note instances, and requires each to pass: its
+// steady state before and after, its rollback rehearsal and every expectation.
+//
+// The stack differs from `up`'s defaults where a shortened drill needs it: the notes_create
+// lease lives 2 s (not 10 s), so the quota client's fallback comes within the shortened
+// fault; a charge may take 50 ms (not 2 s), as the test's internal budgets are generous
+// (stacktest) and a slow provider must still make payments fail.
+func TestBuiltinDrills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the built-in drills take about two minutes")
+	}
+	scale := builtinScale(t)
+	s := stacktest.Start(t, func(c *stack.Config) {
+		c.Note.Replicas = 2
+		c.Quota.Resources = map[string]quota.Resource{"notes_create": {Limit: 50, LeaseTTL: 2 * time.Second}}
+		c.Payment.ProviderTimeout = 50 * time.Millisecond
+		c.HA.RateLimit.Off = true // one machine drives every user's traffic
+	})
+	c := seed.Clients{Users: userv1.NewUserClient(s.Conn(t, "user")), Notes: notev1.NewNoteClient(s.Conn(t, "note")),
+		Interactions: interactionv1.NewInteractionClient(s.Conn(t, "interaction")),
+		Shop: seed.Catalog{Product: productv1.NewProductClient(s.Conn(t, "product")),
+			Inventory: inventoryv1.NewInventoryClient(s.Conn(t, "inventory"))}}
+	if _, err := seed.Run(context.Background(), c, seed.Options{Users: 50, Notes: 150, Likes: 300, Products: 10}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, name := range []string{"redis-down", "note-slow-instance", "quota-down", "payment-slow"} {
+		t.Run(name, func(t *testing.T) {
+			d, err := drill.Load(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Scale(scale); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			rep, err := drill.Run(context.Background(), d, drill.Env{BFF: s.BFF, Admin: s.Admin, Progress: &out})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			if !rep.Passed() {
+				t.Fatalf("verdict %s: %s\n%s", rep.Verdict, rep.Reason, out.String())
+			}
+			for _, o := range rep.Expectations {
+				t.Logf("expect[%d] %s: %s", o.Index, o.Expect, o.Observed)
+			}
+			if len(rep.Expectations) != len(d.Expect) || len(rep.Phases) != 4 {
+				t.Errorf("%d expectations judged of %d, %d phases; want all, and 4 phases", len(rep.Expectations), len(d.Expect), len(rep.Phases))
+			}
+			r := stacktest.Do(t, "GET", s.Admin+"/chaos/faults", nil)
+			var active struct{ Faults []any }
+			r.JSON(t, &active)
+			if r.Status != http.StatusOK || len(active.Faults) != 0 {
+				t.Errorf("after the drill GET /chaos/faults = %d %s; want no fault", r.Status, r.Body)
+			}
+		})
+	}
+}
