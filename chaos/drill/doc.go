@@ -29,6 +29,7 @@
 //	    for: 30s                       # removed at at+for, which must be within load.duration
 //	    spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}
 //	  - {at: 45s, for: 5s, proc: {name: order, action: kill}}   # under `up --procs` only
+//	  - {at: 20s, for: 10s, net: {proxy: redis, outage: true}}  # with chaos.net.enabled
 //	expect:
 //	  - {sli: bff-errors, during: faults, max_error_ratio: 0.05}
 //	  - {metric: redline_ha_breaker_decisions_total, labels: {result: reject}, increases: true, within: 2s}
@@ -57,7 +58,7 @@
 // whatever traffic the system has. A lane needs a lane token in Env.Header (the CLI signs
 // one with stress.key).
 //
-// A fault is either spec or proc. A fault's spec is a chaos/faults Spec, checked by
+// A fault is one of spec, proc and net. A fault's spec is a chaos/faults Spec, checked by
 // Spec.Validate. ttl and until are
 // refused: the drill gives each fault a ttl of its life plus TTLMargin (10s), so a fault
 // expires by itself if the drill's process dies. Mind what sits above a fault: the BFF
@@ -81,13 +82,15 @@
 //     removed), experiment (the experiment's load, start to end) or after (the check after).
 //   - metric: the metric (a counter's, gauge's or untyped value, a histogram's or
 //     summary's count, summed over the series whose labels include labels) rises
-//     (increases: true) or stays put (false), from the first sample once the first fault
-//     is in to within after it (default: to the end of the faults).
+//     (increases: true, from just before the first fault is added) or stays put (false,
+//     from the first sample once it is in) until within after it (default: to the end of
+//     the faults).
 //     Instead of increases, max_rate bounds the rise a second (admitted requests stay
 //     within a rate limit), and max_share with of bounds the rise of the series matching
 //     labels as a share of the rise of those matching of (an instance's share of the
-//     picks); a max_share whose whole did not rise, or whose part matches no series at all
-//     (no such instance), fails rather than pass on nothing.
+//     picks), both from the first sample once the fault is in; a max_share whose whole did
+//     not rise, or whose part matches no series at all (no such instance), fails rather
+//     than pass on nothing.
 //   - goodput: the experiment load's ok responses ÷ requests, over the seconds that overlap
 //     the faults, at least this. It needs load.rate > 0.
 //   - audit: checkout asks GET /chaos/audit/checkout (services/stack's CheckoutAudit, at
@@ -106,6 +109,14 @@
 // Drill.Scale multiplies every span of time (window, load duration, at, for, within,
 // guard_interval, rollback_check) for a quick run (`redline drill --duration-scale 0.1`);
 // latency bounds and fault delays stay as they are.
+//
+// A net fault is an L4 fault on a proxy of chaos.net (chaos/netfault; `redline up` with
+// chaos.net.enabled), through the admin endpoint's /chaos/net: {proxy: redis, outage: true}
+// disables the proxy, so the dependency is gone, and enabling it is the removal; a toxic,
+// {proxy: note, type: latency, attributes: {latency: 100ms}} (with stream, toxicity and the
+// type's attributes as chaos/netfault takes them), is added and deleted by id. Its ttl, and
+// an outage's, is the fault's life plus TTLMargin. When the guard trips on a drill with net
+// faults it also calls DELETE /chaos/net, which removes every toxic and enables every proxy.
 //
 // # Built-in drills
 //

@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/chaos/faults"
+	"github.com/redline-dev/redline/chaos/netfault"
 	"github.com/redline-dev/redline/chaos/procs"
 	"github.com/redline-dev/redline/kit/errs"
 	"github.com/redline-dev/redline/kit/meta"
@@ -170,12 +172,24 @@ type LoadSpec struct {
 }
 
 // Fault is one fault of the experiment, added At after the load's start and removed For
-// later: either Spec, an in-process fault (chaos/faults) added through the admin API, or
-// Proc, a process fault through the supervisor.
+// later: Spec, an in-process fault (chaos/faults) added through the admin API; Proc, a
+// process fault through the supervisor; or Net, an L4 fault on a chaos.net proxy through
+// the admin API.
 type Fault struct {
 	At, For time.Duration
 	Spec    faults.Spec
 	Proc    *ProcFault
+	Net     *NetFault
+}
+
+// NetFault is an L4 fault on the chaos.net proxy named Proxy (chaos/netfault): with
+// Outage, the proxy is disabled, so its dependency is gone (POST
+// /chaos/net/proxies/{proxy}/disable); else Toxic is added to it (POST /chaos/net/toxics;
+// its Proxy, TTL and Reason are the drill's to set).
+type NetFault struct {
+	Proxy  string              `json:"proxy"`
+	Outage bool                `json:"outage,omitempty"`
+	Toxic  *netfault.ToxicSpec `json:"toxic,omitempty"`
 }
 
 // ProcFault is a process fault: Action (ProcKill or ProcPause) on the process Name of the
@@ -188,8 +202,11 @@ type ProcFault struct {
 
 // Describe is the fault on one line, for people.
 func (f Fault) Describe() string {
-	if f.Proc != nil {
+	switch {
+	case f.Proc != nil:
 		return describeProc(*f.Proc, f.For)
+	case f.Net != nil:
+		return describeNet(*f.Net)
 	}
 	return describe(f.Spec)
 }
@@ -438,11 +455,33 @@ func (d *Drill) check(lines map[string]int) []*FieldError {
 		if l.Duration > 0 && f.At >= 0 && f.For > 0 && f.At+f.For > l.Duration {
 			bad(at, "at %v + for %v ends after the load's duration %v: faults must end while the load runs", f.At, f.For, l.Duration)
 		}
-		if f.Proc != nil {
-			if f.Spec != (faults.Spec{}) {
-				bad(at, "give spec (an in-process fault) or proc (a process fault), not both")
-				continue
+		if kinds := btoi(f.Spec != (faults.Spec{})) + btoi(f.Proc != nil) + btoi(f.Net != nil); kinds > 1 {
+			bad(at, "give one of spec (an in-process fault), proc (a process fault) and net (an L4 fault), not several")
+			continue
+		}
+		if n := f.Net; n != nil {
+			switch {
+			case n.Proxy == "":
+				bad(at+".net.proxy", "required: the chaos.net proxy, as GET /chaos/net names it (note, redis, postgres, ...)")
+			case !dnsName.MatchString(n.Proxy):
+				bad(at+".net.proxy", "%q is not a proxy name (lowercase letters, digits and '-')", n.Proxy)
 			}
+			switch {
+			case n.Outage && n.Toxic != nil:
+				bad(at+".net", "give outage: true (the dependency goes away) or a toxic's type, not both")
+			case !n.Outage && n.Toxic == nil:
+				bad(at+".net", "needs outage: true or a toxic's type (latency, bandwidth, reset_peer, timeout, slicer, limit_data)")
+			case n.Toxic != nil:
+				t := *n.Toxic
+				t.Proxy = cmp.Or(n.Proxy, "p")
+				if err := t.Validate(); err != nil {
+					field, reason := specField(err)
+					bad(at+".net"+field, "%s", reason)
+				}
+			}
+			continue
+		}
+		if f.Proc != nil {
 			switch p := f.Proc; {
 			case p.Name == "":
 				bad(at+".proc.name", "required: the process, as `redline proc list` names it (order, inventory, ...)")
@@ -625,10 +664,20 @@ func specField(err error) (field, reason string) {
 		reason = e.Message
 		if f := e.Metadata["field"]; f != "" {
 			field = "." + f
-			reason = strings.TrimPrefix(reason, "fault: "+f+": ")
+			// "fault: delay: ..." (chaos/faults), "netfault: attributes.latency: ..."
+			if _, rest, ok := strings.Cut(reason, f+": "); ok {
+				reason = rest
+			}
 		}
 	}
 	return field, reason
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func httpURL(s string) bool {

@@ -105,12 +105,19 @@ func (r *run) evaluate() {
 			if e.Within > 0 {
 				to = ffrom.Add(e.Within)
 			}
-			// From the first sample once the fault is in: a request in flight as it was
-			// added is no rise of the fault's making, and no breach of a "stays put".
-			first, ok := r.smp.after(ffrom)
+			// A rise counts from just before the first fault, so what its adding does (a
+			// toxic counted) is seen. A bound, or a "stays put", counts from the first
+			// sample once the fault is in: a request in flight as it was added is not the
+			// fault's doing.
+			start, ok := ffrom, true
+			if !e.Increases || e.MaxRate > 0 || e.MaxShare > 0 {
+				var first sample
+				first, ok = r.smp.after(ffrom)
+				start = first.at
+			}
 			var a, b sample
 			if ok {
-				a, b, ok = r.smp.window(first.at, to)
+				a, b, ok = r.smp.window(start, to)
 			}
 			if !ok {
 				o.Observed = "no metrics sampled around the first fault"

@@ -14,8 +14,17 @@ func FuzzParse(f *testing.F) {
 			"load: {scenario: rednote, rate: 1, duration: 10s}\nfaults: [{at: 0s, for: 5s, spec: {type: abort}}]\n",
 		"name: [", "- a\n- b\n", "a: &x 1\nb: *x\n", "---\n---\n", "faults: {}\n", "expect: [1, [2]]\n",
 		"steady_state: {slis: [{max_p99: 1e400}]}\n", "load: {rate: .nan}\n", "guard_interval: 9223372036854775807ns\n",
+		"faults: [{at: 1s, for: 2s, proc: {name: order, action: kill}}, {at: 2s, for: 1s, proc: {name: order, action: pause}}]\n",
+		"expect: [{audit: checkout, settle: -1s}, {metric: m, max_share: 0.5, of: {}}, {metric: m, max_rate: .inf}]\n",
 	} {
 		f.Add([]byte(s))
+	}
+	for _, name := range Builtin() {
+		b, err := BuiltinSource(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse("f.yaml", data)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/redline-dev/redline/chaos/faults"
+	"github.com/redline-dev/redline/chaos/netfault"
 	"github.com/redline-dev/redline/internal/specyaml"
 	"github.com/redline-dev/redline/sre/slo"
 	"github.com/redline-dev/redline/stress/scenario"
@@ -229,13 +231,17 @@ func (p *parser) parse(data []byte) *Drill {
 		var fl Fault
 		fl.At, _ = f.Duration("at", false)
 		fl.For, _ = f.Duration("for", false)
-		sn, pn := f.Get("spec"), f.Get("proc")
+		sn, pn, nn := f.Get("spec"), f.Get("proc"), f.Get("net")
 		switch {
-		case sn == nil && pn == nil:
+		case sn == nil && pn == nil && nn == nil:
 			p.dec.Failf(f.Node(), f.Join("spec"), "required: the fault, as chaos/faults takes it (type, service, kind, ...), "+
-				"or proc: {name, action} for a process fault")
-		case sn != nil && pn != nil:
-			p.dec.Failf(pn, f.Join("proc"), "give spec (an in-process fault) or proc (a process fault), not both")
+				"or proc: {name, action} for a process fault, or net: {proxy, ...} for an L4 fault")
+		case btoi(sn != nil)+btoi(pn != nil)+btoi(nn != nil) > 1:
+			p.dec.Failf(f.Node(), f.Path(), "give one of spec (an in-process fault), proc (a process fault) and net (an L4 fault), not several")
+		case nn != nil:
+			if s := p.dec.Mapping(nn, f.Join("net")); s != nil {
+				fl.Net = netFault(s)
+			}
 		case sn != nil:
 			if s := p.dec.Mapping(sn, f.Join("spec")); s != nil {
 				fl.Spec = faultSpec(s)
@@ -314,6 +320,42 @@ func faultSpec(o *specyaml.Mapping) faults.Spec {
 	}
 	o.End()
 	return s
+}
+
+// netFault reads a net fault: proxy, and outage: true or a toxic (type, stream, toxicity,
+// attributes); ttl and reason are the drill's.
+func netFault(o *specyaml.Mapping) *NetFault {
+	n := &NetFault{Proxy: o.Str("proxy", false)}
+	n.Outage, _ = o.Bool("outage")
+	if o.Get("type") != nil || o.Get("attributes") != nil || o.Get("stream") != nil || o.Get("toxicity") != nil {
+		t := &netfault.ToxicSpec{Type: o.Str("type", false), Stream: o.Str("stream", false)}
+		if v, ok := o.Float("toxicity", false); ok {
+			t.Toxicity = &v
+		}
+		if a := o.Child("attributes", false); a != nil {
+			t.Attributes.Latency, t.Attributes.Jitter = a.Str("latency", false), a.Str("jitter", false)
+			t.Attributes.Timeout, t.Attributes.Delay = a.Str("timeout", false), a.Str("delay", false)
+			num := func(key string) float64 {
+				v, ok := a.Float(key, false)
+				if ok && (v != math.Trunc(v) || math.Abs(v) > 1<<53) {
+					a.Failf(a.Get(key), a.Join(key), "%v: want a whole number", v)
+					return 0
+				}
+				return v
+			}
+			t.Attributes.Rate, t.Attributes.Bytes = int64(num("rate")), int64(num("bytes"))
+			t.Attributes.AverageSize, t.Attributes.SizeVariation = int(num("average_size")), int(num("size_variation"))
+			a.End()
+		}
+		n.Toxic = t
+	}
+	for _, k := range []string{"ttl", "reason", "id"} {
+		if v := o.Get(k); v != nil {
+			o.Failf(v, o.Join(k), "the drill sets a net fault's %s: leave it out", k)
+		}
+	}
+	o.End()
+	return n
 }
 
 // strs reads the list of strings at key of o.

@@ -163,7 +163,7 @@ func TestParseRejectsBadDrills(t *testing.T) {
 		{"an alias", edit("steady_state:\n", "steady_state: &ss\n"), []string{"steady_state: YAML anchors and aliases are not supported"}},
 		{"several at once", edit("rate: 50", "rate: -1") + "bogus: 1\n", []string{"load.rate", "bogus: unknown field"}},
 		{"spec and proc", edit("type: delay, delay: 300ms}", "type: delay, delay: 300ms}\n    proc: {name: order, action: kill}"),
-			[]string{"faults[0].proc: give spec (an in-process fault) or proc (a process fault), not both"}},
+			[]string{"faults[0]: give one of spec (an in-process fault), proc (a process fault) and net (an L4 fault), not several"}},
 		{"proc without a name", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "proc: {action: kill}"),
 			[]string{"faults[0].proc.name: required"}},
 		{"proc stop", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "proc: {name: order, action: stop}"),
@@ -179,6 +179,20 @@ func TestParseRejectsBadDrills(t *testing.T) {
 		{"proc faults overlap", edit("    spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}",
 			"    proc: {name: order, action: kill}\n  - {at: 20s, for: 5s, proc: {name: order, action: pause}}"),
 			[]string{"faults[1]: overlaps faults[0] on process order"}},
+		{"net without proxy", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "net: {outage: true}"),
+			[]string{"faults[0].net.proxy: required"}},
+		{"net outage and toxic", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "net: {proxy: redis, outage: true, type: latency, attributes: {latency: 10ms}}"),
+			[]string{"faults[0].net: give outage: true (the dependency goes away) or a toxic's type, not both"}},
+		{"net neither", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "net: {proxy: redis}"),
+			[]string{"faults[0].net: needs outage: true or a toxic's type"}},
+		{"net bad toxic", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "net: {proxy: note, type: latency, attributes: {latency: soon}}"),
+			[]string{"faults[0].net.attributes.latency:"}},
+		{"net with a ttl", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "net: {proxy: redis, outage: true, ttl: 1h}"),
+			[]string{"faults[0].net.ttl: the drill sets a net fault's ttl"}},
+		{"net fractional bytes", edit("spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}", "net: {proxy: note, type: limit_data, attributes: {bytes: 1.5}}"),
+			[]string{"faults[0].net.attributes.bytes: 1.5: want a whole number"}},
+		{"spec and net", edit("type: delay, delay: 300ms}", "type: delay, delay: 300ms}\n    net: {proxy: redis, outage: true}"),
+			[]string{"faults[0]: give one of spec (an in-process fault), proc (a process fault) and net (an L4 fault), not several"}},
 		{"unknown audit", edit("{goodput: 0.9}", "{audit: ledger}"), []string{"expect[2].audit: \"ledger\" is not an audit"}},
 		{"audit with labels", edit("{goodput: 0.9}", "{audit: checkout, labels: {a: b}}"), []string{"expect[2]: an audit expectation takes audit and settle only"}},
 		{"settle on a goodput", edit("{goodput: 0.9}", "{goodput: 0.9, settle: 5s}"), []string{"expect[2].settle: only an audit expectation takes settle"}},
@@ -347,5 +361,29 @@ func TestBuiltinDrills(t *testing.T) {
 	}
 	if _, err := Load("redis-dwn"); err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "neither a drill file nor a built-in drill (note-slow-instance,") {
 		t.Errorf("Load(redis-dwn) = %v; want an error listing the built-in drills", err)
+	}
+}
+
+func TestParseNetFaults(t *testing.T) {
+	y := strings.Replace(goodDrill, "spec: {service: note, kind: grpc, side: server, type: delay, delay: 300ms}",
+		"net: {proxy: note, type: latency, stream: upstream, toxicity: 0.5, attributes: {latency: 100ms, jitter: 10ms}}\n"+
+			"  - {at: 1s, for: 5s, net: {proxy: redis, outage: true}}", 1)
+	d, err := Parse("d.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := d.Faults[0].Net
+	if n == nil || n.Proxy != "note" || n.Outage || n.Toxic == nil || n.Toxic.Type != "latency" || n.Toxic.Stream != "upstream" ||
+		n.Toxic.Toxicity == nil || *n.Toxic.Toxicity != 0.5 || n.Toxic.Attributes.Latency != "100ms" || n.Toxic.Attributes.Jitter != "10ms" {
+		t.Errorf("faults[0].net = %+v (toxic %+v)", n, n.Toxic)
+	}
+	if o := d.Faults[1].Net; o == nil || !o.Outage || o.Proxy != "redis" || o.Toxic != nil {
+		t.Errorf("faults[1].net = %+v; want an outage of redis", o)
+	}
+	if got := d.Faults[0].Describe(); got != "latency toxic on note (latency 100ms, jitter 10ms, upstream, toxicity 0.5)" {
+		t.Errorf("Describe = %q", got)
+	}
+	if got := d.Faults[1].Describe(); got != "outage: redis (proxy disabled)" {
+		t.Errorf("Describe = %q", got)
 	}
 }

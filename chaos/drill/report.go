@@ -112,6 +112,7 @@ type FaultRecord struct {
 	// Spec is an in-process fault's, Proc a process fault's.
 	Spec faults.Spec `json:"spec,omitzero"`
 	Proc *ProcFault  `json:"proc,omitempty"`
+	Net  *NetFault   `json:"net,omitempty"`
 	// At and For are the planned offset from the experiment's start and the life, in
 	// seconds.
 	At  float64 `json:"at"`

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/chaos/faults"
+	"github.com/redline-dev/redline/chaos/netfault"
 	"github.com/redline-dev/redline/kit/meta"
 	"github.com/redline-dev/redline/sre/slo"
 	"github.com/redline-dev/redline/stress/load"
@@ -315,12 +316,20 @@ func (r *run) rehearse(ctx context.Context) (Phase, error) {
 	}
 	procs := map[string]bool{}
 	for i, f := range r.d.Faults {
-		// A process is killed or paused once: a second fault on it rehearses nothing more.
-		if f.Proc != nil {
-			if procs[f.Proc.Name] {
+		// A process is killed or paused, a proxy disabled, once: a second fault on it
+		// rehearses nothing more.
+		key := ""
+		switch {
+		case f.Proc != nil:
+			key = "proc " + f.Proc.Name
+		case f.Net != nil && f.Net.Outage:
+			key = "outage " + f.Net.Proxy
+		}
+		if key != "" {
+			if procs[key] {
 				continue
 			}
-			procs[f.Proc.Name] = true
+			procs[key] = true
 		}
 		id, err := r.addFault(ctx, i, PhaseRehearsal, rc)
 		if err != nil {
@@ -571,6 +580,14 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 	r.aborted = true // from here addFault registers nothing: see run.mu
 	r.mu.Unlock()
 	n, err := r.admin.clearFaults(ctx)
+	if r.hasNet() {
+		// Every toxic goes and every proxy comes back: DELETE /chaos/net.
+		var net struct{ Removed, Enabled int }
+		if nerr := r.admin.do(ctx, http.MethodDelete, "/chaos/net", nil, &net); nerr != nil {
+			err = errors.Join(err, nerr)
+		}
+		n += net.Removed + net.Enabled
+	}
 	// Processes the drill holds down come back at once.
 	r.mu.Lock()
 	var down []FaultRecord
@@ -608,7 +625,11 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 	r.rep.Guard.Abort = ab
 	r.mu.Unlock()
 	close(r.cleared)
-	detail := fmt.Sprintf("%s; load stopped; DELETE /chaos/faults removed %d", reason, n)
+	cleared := "DELETE /chaos/faults"
+	if r.hasNet() {
+		cleared += " and /chaos/net"
+	}
+	detail := fmt.Sprintf("%s; load stopped; %s removed %d", reason, cleared, n)
 	if len(down) > 0 {
 		detail = fmt.Sprintf("%s; load stopped; DELETE /chaos/faults and bringing back the processes removed %d", reason, n)
 	}
@@ -656,8 +677,11 @@ func (r *run) decide(at time.Time, action, detail string) {
 func (r *run) addFault(ctx context.Context, i int, phase string, life time.Duration) (string, error) {
 	f := r.d.Faults[i]
 	f.For = life
-	rec := FaultRecord{Index: i, Phase: phase, At: f.At.Seconds(), For: life.Seconds(), What: f.Describe(), Proc: f.Proc}
-	if f.Proc == nil {
+	rec := FaultRecord{Index: i, Phase: phase, At: f.At.Seconds(), For: life.Seconds(), What: f.Describe(), Proc: f.Proc, Net: f.Net}
+	if f.Net != nil {
+		rec.TTL = (life + TTLMargin).String()
+	}
+	if f.Proc == nil && f.Net == nil {
 		f.Spec.TTL = (life + TTLMargin).String()
 		if f.Spec.Reason == "" {
 			f.Spec.Reason = fmt.Sprintf("drill %s run %s: faults[%d]", r.d.Name, r.rep.RunID, i)
@@ -710,7 +734,22 @@ func (r *run) addFault(ctx context.Context, i int, phase string, life time.Durat
 // fault through the admin API's POST /chaos/faults, a process fault through the
 // supervisor's POST /chaos/procs/{name}/{kill|pause}.
 func (r *run) post(ctx context.Context, f Fault) (string, error) {
-	if f.Proc == nil {
+	reason := fmt.Sprintf("drill %s run %s", r.d.Name, r.rep.RunID)
+	ttl := (f.For + TTLMargin).String()
+	switch {
+	case f.Net != nil && f.Net.Outage:
+		path := "/chaos/net/proxies/" + url.PathEscape(f.Net.Proxy) + "/disable"
+		if err := r.admin.do(ctx, http.MethodPost, path, netfault.OutageSpec{TTL: ttl, Reason: reason}, nil); err != nil {
+			return "", err
+		}
+		return r.localID("net-" + f.Net.Proxy), nil
+	case f.Net != nil:
+		t := *f.Net.Toxic
+		t.Proxy, t.TTL, t.Reason = f.Net.Proxy, ttl, reason
+		var got netfault.Toxic
+		err := r.admin.do(ctx, http.MethodPost, "/chaos/net/toxics", t, &got)
+		return got.ID, err
+	case f.Proc == nil:
 		got, err := r.admin.addFault(ctx, f.Spec)
 		return got.ID, err
 	}
@@ -734,18 +773,27 @@ func (r *run) post(ctx context.Context, f Fault) (string, error) {
 			return "", err
 		}
 	}
+	return r.localID("proc-" + f.Proc.Name), nil
+}
+
+// localID numbers a fault whose API gives it no id: process faults and outages.
+func (r *run) localID(prefix string) string {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.seq++
-	id := fmt.Sprintf("proc-%s-%d", f.Proc.Name, r.seq)
-	r.mu.Unlock()
-	return id, nil
+	return fmt.Sprintf("%s-%d", prefix, r.seq)
 }
 
 // del removes the fault of rec: an in-process one by id, which is errNotFound when it is
 // already gone; a process fault by starting (after a kill) or resuming (after a pause) the
 // process now, which changes nothing when it is back already.
 func (r *run) del(ctx context.Context, rec FaultRecord) error {
-	if rec.Proc == nil {
+	switch {
+	case rec.Net != nil && rec.Net.Outage:
+		return r.admin.do(ctx, http.MethodPost, "/chaos/net/proxies/"+url.PathEscape(rec.Net.Proxy)+"/enable", nil, nil)
+	case rec.Net != nil:
+		return r.admin.do(ctx, http.MethodDelete, "/chaos/net/toxics/"+url.PathEscape(rec.ID), nil, nil)
+	case rec.Proc == nil:
 		return r.admin.removeFault(ctx, rec.ID)
 	}
 	action := "start"
@@ -955,6 +1003,43 @@ func describe(s faults.Spec) string {
 		scope = append(scope, "every call")
 	}
 	return what + ": " + strings.Join(scope, " ")
+}
+
+// hasNet reports whether the drill has net faults.
+func (r *run) hasNet() bool {
+	return slices.ContainsFunc(r.d.Faults, func(f Fault) bool { return f.Net != nil })
+}
+
+// describeNet is a net fault on one line: "outage: redis (proxy disabled)", "latency
+// toxic on note (latency 100ms)".
+func describeNet(n NetFault) string {
+	if n.Outage {
+		return "outage: " + n.Proxy + " (proxy disabled)"
+	}
+	t := n.Toxic
+	var attrs []string
+	for _, kv := range []struct{ k, v string }{{"latency", t.Attributes.Latency}, {"jitter", t.Attributes.Jitter},
+		{"timeout", t.Attributes.Timeout}, {"delay", t.Attributes.Delay}} {
+		if kv.v != "" {
+			attrs = append(attrs, kv.k+" "+kv.v)
+		}
+	}
+	for _, kv := range []struct {
+		k string
+		v int64
+	}{{"rate", t.Attributes.Rate}, {"bytes", t.Attributes.Bytes}, {"average_size", int64(t.Attributes.AverageSize)},
+		{"size_variation", int64(t.Attributes.SizeVariation)}} {
+		if kv.v != 0 {
+			attrs = append(attrs, fmt.Sprintf("%s %d", kv.k, kv.v))
+		}
+	}
+	if t.Stream != "" {
+		attrs = append(attrs, t.Stream)
+	}
+	if t.Toxicity != nil {
+		attrs = append(attrs, fmt.Sprintf("toxicity %g", *t.Toxicity))
+	}
+	return fmt.Sprintf("%s toxic on %s (%s)", t.Type, n.Proxy, strings.Join(attrs, ", "))
 }
 
 // describeProc is a process fault on one line: "kill order (restarted after 5s)".

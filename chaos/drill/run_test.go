@@ -808,3 +808,93 @@ expect:
 		t.Errorf("no such instance: %+v; want it failed, naming the labels", o[1])
 	}
 }
+
+// withNet serves chaos.net's admin API in memory: a toxic or outage on "explore" breaks the
+// explore route until it is removed; DELETE /chaos/net clears all.
+func (s *fakeStack) withNet() *fakeSupervisor {
+	sup := &fakeSupervisor{down: map[string]bool{}}
+	update := func() {
+		sup.mu.Lock()
+		broken := sup.down["explore"]
+		sup.mu.Unlock()
+		s.broken.Store(broken)
+	}
+	record := func(r *http.Request, call string, down map[string]bool) {
+		sup.mu.Lock()
+		sup.calls = append(sup.calls, call)
+		for k, v := range down {
+			sup.down[k] = v
+		}
+		sup.mu.Unlock()
+		update()
+	}
+	s.mux.HandleFunc("POST /chaos/net/toxics", func(w http.ResponseWriter, r *http.Request) {
+		var t struct{ Proxy, Type, TTL string }
+		_ = json.NewDecoder(r.Body).Decode(&t)
+		record(r, "toxic "+t.Proxy+" "+t.Type+" ttl "+t.TTL, map[string]bool{t.Proxy: true})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"id":"tx-`+t.Proxy+`","proxy":"`+t.Proxy+`"}`)
+	})
+	s.mux.HandleFunc("DELETE /chaos/net/toxics/{id}", func(w http.ResponseWriter, r *http.Request) {
+		record(r, "delete "+r.PathValue("id"), map[string]bool{strings.TrimPrefix(r.PathValue("id"), "tx-"): false})
+		_, _ = io.WriteString(w, `{"removed":1}`)
+	})
+	s.mux.HandleFunc("POST /chaos/net/proxies/{name}/{action}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		record(r, r.PathValue("action")+" "+name, map[string]bool{name: r.PathValue("action") == "disable"})
+		_, _ = io.WriteString(w, `{"name":"`+name+`"}`)
+	})
+	s.mux.HandleFunc("DELETE /chaos/net", func(w http.ResponseWriter, r *http.Request) {
+		record(r, "reset", map[string]bool{"explore": false})
+		_, _ = io.WriteString(w, `{"removed":1,"enabled":0}`)
+	})
+	return sup
+}
+
+// TestNetFaults: an outage is rehearsed and run, each time enabled again on schedule; a
+// toxic that breaks the SLI makes the guard reset chaos.net (DELETE /chaos/net).
+func TestNetFaults(t *testing.T) {
+	t.Run("outage on schedule", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := newFakeStack(t)
+			sup := s.withNet()
+			d := testDrill(t, strings.NewReplacer("proc: {name: explore, action: kill}", "net: {proxy: search, outage: true}",
+				"rollback_check: 0s", "rollback_check: 1s").Replace(procDrill))
+			rep, err := Run(t.Context(), d, s.env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.Passed() {
+				t.Fatalf("verdict %s: %s", rep.Verdict, rep.Reason)
+			}
+			want := []string{"disable search", "enable search", "disable search", "enable search"}
+			if got := sup.log(); !reflect.DeepEqual(got, want) {
+				t.Errorf("calls %q; want %q", got, want)
+			}
+			if f := rep.Faults[1]; f.Net == nil || f.TTL != "14s" || f.RemovedBy != "schedule" || f.What != "outage: search (proxy disabled)" {
+				t.Errorf("fault %+v; want the outage with ttl for + 10s, removed on schedule", f)
+			}
+		})
+	})
+	t.Run("guard resets chaos.net", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			s := newFakeStack(t)
+			sup := s.withNet()
+			d := testDrill(t, strings.Replace(procDrill, "proc: {name: explore, action: kill}", "net: {proxy: explore, type: reset_peer}", 1))
+			rep, err := Run(t.Context(), d, s.env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Verdict != Aborted || rep.Guard.Abort == nil || rep.Guard.Abort.ClearError != "" {
+				t.Fatalf("verdict %s (%s), abort %+v; want aborted and cleared", rep.Verdict, rep.Reason, rep.Guard.Abort)
+			}
+			if got := sup.log(); !reflect.DeepEqual(got, []string{"toxic explore reset_peer ttl 14s", "reset"}) {
+				t.Errorf("calls %q; want the toxic, then the reset", got)
+			}
+			if f := rep.Faults[0]; f.ID != "tx-explore" || f.RemovedBy != "guard" {
+				t.Errorf("fault %+v; want tx-explore removed by the guard", f)
+			}
+		})
+	})
+}

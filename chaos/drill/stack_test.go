@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/chaos/drill"
+	"github.com/redline-dev/redline/services/stack"
 	"github.com/redline-dev/redline/services/stack/stacktest"
 )
 
@@ -151,4 +152,60 @@ rollback_check: 1s
 			t.Errorf("injections %+v; want them to rise", inj)
 		}
 	})
+}
+
+// TestDrillNetFaultOnStack runs a drill whose fault is an L4 latency toxic on the feed
+// service's chaos.net proxy: added and removed through the stack's /chaos/net, in the
+// rehearsal and the experiment, and gone afterwards.
+func TestDrillNetFaultOnStack(t *testing.T) {
+	s := stacktest.Start(t, func(c *stack.Config) { c.Chaos.Net.Enabled = true })
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "explore.yaml"), []byte(exploreScenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "feed-latency.yaml")
+	if err := os.WriteFile(path, []byte(`name: feed-latency
+steady_state:
+  window: 2s
+  slis:
+    - {name: bff-errors, service: bff, routes: ["GET /v1/explore"], max_error_ratio: 0.01}
+    - {name: bff-p99, service: bff, routes: ["GET /v1/explore"], max_p99: 2s}
+load: {scenario: explore.yaml, rate: 20, duration: 5s}
+faults:
+  - {at: 1s, for: 3s, net: {proxy: feed, type: latency, attributes: {latency: 30ms}}}
+expect:
+  - {sli: bff-errors, during: faults}
+  - {metric: redline_chaos_net_toxics_total, increases: true, within: 1s}
+guard_interval: 500ms
+rollback_check: 1s
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := drill.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	rep, err := drill.Run(context.Background(), d, drill.Env{BFF: s.BFF, Admin: s.Admin, Progress: &out})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !rep.Passed() {
+		t.Fatalf("verdict %s: %s\n%s", rep.Verdict, rep.Reason, out.String())
+	}
+	if len(rep.Faults) != 2 || rep.Faults[1].Net == nil || rep.Faults[1].ID == "" || rep.Faults[1].RemovedBy != "schedule" {
+		t.Fatalf("faults %+v; want the toxic rehearsed and run, removed on schedule", rep.Faults)
+	}
+	var net struct {
+		Proxies []struct {
+			Name   string
+			Toxics []any
+		}
+	}
+	stacktest.Do(t, "GET", s.Admin+"/chaos/net", nil).JSON(t, &net)
+	for _, p := range net.Proxies {
+		if len(p.Toxics) != 0 {
+			t.Errorf("proxy %s has toxics after the drill: %v", p.Name, p.Toxics)
+		}
+	}
 }

@@ -60,10 +60,11 @@ running redline:
      every fault at once (DELETE /chaos/faults).
   4. after: the load runs for the window again and the steady state must hold.
 
-A fault is an in-process fault (spec:, through the admin API) or a process fault (proc:
-kill or pause, through the supervisor of ` + "`redline up --procs`" + `). Every fault gets a ttl of
-its life plus 10s, and a killed or paused process comes back after the fault's for, so
-everything ends by itself if this process dies.
+A fault is an in-process fault (spec:, through the admin API), an L4 fault on a chaos.net
+proxy (net: a toxic, or outage: true; through the admin API's /chaos/net) or a process
+fault (proc: kill or pause, through the supervisor of ` + "`redline up --procs`" + `). Every fault
+gets a ttl of its life plus 10s, and a killed or paused process comes back after the
+fault's for, so everything ends by itself if this process dies.
 The file is checked before anything is sent: a bad one exits 2 with the file, line and
 field named. Progress is printed on stderr, the verdict on stdout, and drill.json and a
 self-contained drill.html (SLIs over time, faults shaded) are written to --out.

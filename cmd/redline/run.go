@@ -31,6 +31,7 @@ func configFlags(fs *pflag.FlagSet) *string {
 	fs.String("bff.addr", d.BFF.Addr, "BFF (public JSON API) address")
 	fs.String("user.addr", d.User.Addr, "user service gRPC address (port 0: any free port)")
 	fs.String("note.addr", d.Note.Addr, "note service gRPC address (port 0: any free port)")
+	fs.Int("note.replicas", d.Note.Replicas, "note gRPC servers in this process, note and note-2.. (1 to 8): a replica to make slow in a drill")
 	fs.String("quota.addr", d.Quota.Addr, "quota service gRPC address")
 	fs.String("quota.store", d.Quota.Store, "quota state: memory (one quota service), or redis://127.0.0.1:6379/0 (several)")
 	fs.String("log.level", d.Log.Level, "log level: debug, info, warn, error (reloads with the config file)")
