@@ -1,9 +1,7 @@
 package drill_test
 
 import (
-	"bytes"
 	"context"
-	"net/http"
 	"os"
 	"strconv"
 	"testing"
@@ -71,25 +69,15 @@ func TestBuiltinDrills(t *testing.T) {
 			if err := d.Scale(scale); err != nil {
 				t.Fatal(err)
 			}
-			var out bytes.Buffer
-			rep, err := drill.Run(context.Background(), d, drill.Env{BFF: s.BFF, Admin: s.Admin, Progress: &out})
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out.String())
-			}
+			rep := runOnStack(t, s, d, "")
 			if !rep.Passed() {
-				t.Fatalf("verdict %s: %s\n%s", rep.Verdict, rep.Reason, out.String())
+				t.Fatalf("verdict %s: %s", rep.Verdict, rep.Reason)
 			}
 			for _, o := range rep.Expectations {
 				t.Logf("expect[%d] %s: %s", o.Index, o.Expect, o.Observed)
 			}
 			if len(rep.Expectations) != len(d.Expect) || len(rep.Phases) != 4 {
 				t.Errorf("%d expectations judged of %d, %d phases; want all, and 4 phases", len(rep.Expectations), len(d.Expect), len(rep.Phases))
-			}
-			r := stacktest.Do(t, "GET", s.Admin+"/chaos/faults", nil)
-			var active struct{ Faults []any }
-			r.JSON(t, &active)
-			if r.Status != http.StatusOK || len(active.Faults) != 0 {
-				t.Errorf("after the drill GET /chaos/faults = %d %s; want no fault", r.Status, r.Body)
 			}
 		})
 	}

@@ -72,8 +72,11 @@
 // from an earlier fault waits for it, up to 10s. Both actions end by themselves, as a ttl
 // ends an in-process fault; removing one early (the
 // schedule, the guard, the cleanup) starts or resumes the process at once. Under --procs
-// the SLIs and in-process faults go to Env.Admin, which is then one process's admin
-// endpoint: the CLI takes the BFF's from the supervisor's process list.
+// the SLIs are read from Env.Admin, which is then one process's admin endpoint (the CLI
+// takes the BFF's from the supervisor's process list), and in-process faults go to the
+// supervisor's /chaos/faults, which adds each to the process of its service (every
+// process when it names none) and whose DELETE clears every process; the guard brings
+// the processes back before it clears, as a paused one cannot answer.
 //
 // An expectation is exactly one of:
 //

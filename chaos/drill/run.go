@@ -579,16 +579,9 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 	r.mu.Lock()
 	r.aborted = true // from here addFault registers nothing: see run.mu
 	r.mu.Unlock()
-	n, err := r.admin.clearFaults(ctx)
-	if r.hasNet() {
-		// Every toxic goes and every proxy comes back: DELETE /chaos/net.
-		var net struct{ Removed, Enabled int }
-		if nerr := r.admin.do(ctx, http.MethodDelete, "/chaos/net", nil, &net); nerr != nil {
-			err = errors.Join(err, nerr)
-		}
-		n += net.Removed + net.Enabled
-	}
-	// Processes the drill holds down come back at once.
+	// Processes the drill holds down come back at once, first: a paused process cannot
+	// answer the supervisor's clear of every process's faults.
+	n := 0
 	r.mu.Lock()
 	var down []FaultRecord
 	for _, i := range r.active {
@@ -606,6 +599,16 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 			back[rec.ID] = true
 			n++
 		}
+	}
+	removed, err := r.faultsAPI().clearFaults(ctx)
+	n += removed
+	if r.hasNet() {
+		// Every toxic goes and every proxy comes back: DELETE /chaos/net.
+		var net struct{ Removed, Enabled int }
+		if nerr := r.admin.do(ctx, http.MethodDelete, "/chaos/net", nil, &net); nerr != nil {
+			err = errors.Join(err, nerr)
+		}
+		n += net.Removed + net.Enabled
 	}
 	acted := r.clk.Now()
 	ab := &GuardAbort{SLI: sli, Observed: observed, Bound: bound, Reason: reason, LastOKAt: r.lastOK, BreachAt: s.at, ActedAt: acted, Cleared: n}
@@ -750,7 +753,7 @@ func (r *run) post(ctx context.Context, f Fault) (string, error) {
 		err := r.admin.do(ctx, http.MethodPost, "/chaos/net/toxics", t, &got)
 		return got.ID, err
 	case f.Proc == nil:
-		got, err := r.admin.addFault(ctx, f.Spec)
+		got, err := r.faultsAPI().addFault(ctx, f.Spec)
 		return got.ID, err
 	}
 	body := map[string]string{"for": f.For.String()}
@@ -794,7 +797,7 @@ func (r *run) del(ctx context.Context, rec FaultRecord) error {
 	case rec.Net != nil:
 		return r.admin.do(ctx, http.MethodDelete, "/chaos/net/toxics/"+url.PathEscape(rec.ID), nil, nil)
 	case rec.Proc == nil:
-		return r.admin.removeFault(ctx, rec.ID)
+		return r.faultsAPI().removeFault(ctx, rec.ID)
 	}
 	action := "start"
 	if rec.Proc.Action == ProcPause {
@@ -1003,6 +1006,16 @@ func describe(s faults.Spec) string {
 		scope = append(scope, "every call")
 	}
 	return what + ": " + strings.Join(scope, " ")
+}
+
+// faultsAPI is where in-process faults go: the supervisor under --procs, which adds each
+// to the process of its service (every process when it names none) and clears them in
+// every process; else the admin endpoint.
+func (r *run) faultsAPI() *api {
+	if r.procs != nil {
+		return r.procs
+	}
+	return r.admin
 }
 
 // hasNet reports whether the drill has net faults.

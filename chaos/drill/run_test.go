@@ -898,3 +898,34 @@ func TestNetFaults(t *testing.T) {
 		})
 	})
 }
+
+// TestFaultsGoToTheSupervisor: under --procs (Env.Procs set) in-process faults are added,
+// removed and cleared through the supervisor, which reaches every process; the admin
+// endpoint (one process's) only serves the metrics.
+func TestFaultsGoToTheSupervisor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeStack(t)
+		s.withSupervisor()
+		var mu sync.Mutex
+		hosts := map[string]int{}
+		s.onFaults = func(req *http.Request) {
+			mu.Lock()
+			hosts[req.Method+" "+req.URL.Host]++
+			mu.Unlock()
+		}
+		env := s.env(nil)
+		env.Procs = "http://procs.test"
+		rep, err := Run(t.Context(), testDrill(t, guardDrill), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Verdict != Aborted {
+			t.Fatalf("verdict %s (%s); want the guard's abort", rep.Verdict, rep.Reason)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if hosts["POST procs.test"] != 1 || hosts["DELETE procs.test"] != 1 || len(hosts) != 2 {
+			t.Errorf("/chaos/faults calls %v; want the add and the guard's clear at the supervisor, none at the admin endpoint", hosts)
+		}
+	})
+}

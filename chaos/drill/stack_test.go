@@ -37,27 +37,7 @@ func TestDrillOnStack(t *testing.T) {
 	}
 	run := func(t *testing.T, name, body string) *drill.Report {
 		t.Helper()
-		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		d, err := drill.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		rep, err := drill.Run(context.Background(), d, drill.Env{BFF: s.BFF, Admin: s.Admin, SRE: s.SREURL(), Progress: &out})
-		t.Log(out.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := stacktest.Do(t, "GET", s.Admin+"/chaos/faults", nil)
-		var active struct{ Faults []any }
-		r.JSON(t, &active)
-		if r.Status != http.StatusOK || len(active.Faults) != 0 {
-			t.Errorf("after the drill GET /chaos/faults = %d %s; want no fault", r.Status, r.Body)
-		}
-		return rep
+		return runOnStack(t, s, loadDrill(t, dir, name, body), s.SREURL())
 	}
 
 	// The guard: a 500 on the route the load hits breaks the error ratio; the guard aborts
@@ -163,8 +143,7 @@ func TestDrillNetFaultOnStack(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "explore.yaml"), []byte(exploreScenario), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "feed-latency.yaml")
-	if err := os.WriteFile(path, []byte(`name: feed-latency
+	rep := runOnStack(t, s, loadDrill(t, dir, "feed-latency", `name: feed-latency
 steady_state:
   window: 2s
   slis:
@@ -178,20 +157,9 @@ expect:
   - {metric: redline_chaos_net_toxics_total, increases: true, within: 1s}
 guard_interval: 500ms
 rollback_check: 1s
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d, err := drill.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	rep, err := drill.Run(context.Background(), d, drill.Env{BFF: s.BFF, Admin: s.Admin, Progress: &out})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
+`), "")
 	if !rep.Passed() {
-		t.Fatalf("verdict %s: %s\n%s", rep.Verdict, rep.Reason, out.String())
+		t.Fatalf("verdict %s: %s", rep.Verdict, rep.Reason)
 	}
 	if len(rep.Faults) != 2 || rep.Faults[1].Net == nil || rep.Faults[1].ID == "" || rep.Faults[1].RemovedBy != "schedule" {
 		t.Fatalf("faults %+v; want the toxic rehearsed and run, removed on schedule", rep.Faults)
@@ -208,4 +176,37 @@ rollback_check: 1s
 			t.Errorf("proxy %s has toxics after the drill: %v", p.Name, p.Toxics)
 		}
 	}
+}
+
+// loadDrill writes body to dir/name.yaml and loads it.
+func loadDrill(t *testing.T, dir, name, body string) *drill.Drill {
+	t.Helper()
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := drill.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// runOnStack runs d against the stack s (recorded on its SRE API when sre is set), logs its
+// progress, and checks that no in-process fault is left behind.
+func runOnStack(t *testing.T, s *stacktest.Running, d *drill.Drill, sre string) *drill.Report {
+	t.Helper()
+	var out bytes.Buffer
+	rep, err := drill.Run(context.Background(), d, drill.Env{BFF: s.BFF, Admin: s.Admin, SRE: sre, Progress: &out})
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := stacktest.Do(t, "GET", s.Admin+"/chaos/faults", nil)
+	var active struct{ Faults []any }
+	r.JSON(t, &active)
+	if r.Status != http.StatusOK || len(active.Faults) != 0 {
+		t.Errorf("after the drill GET /chaos/faults = %d %s; want no fault", r.Status, r.Body)
+	}
+	return rep
 }

@@ -602,13 +602,20 @@ func (r *Registry) activeCount() int {
 	return len(r.api) + len(r.cfg)
 }
 
-// newIDLocked returns a random id of 8 hex digits that no active fault has.
+// newIDLocked returns a random id (NewID) that no active fault has.
 func (r *Registry) newIDLocked() string {
-	var b [4]byte
 	for {
-		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-		if id := hex.EncodeToString(b[:]); r.findLocked(id) == nil {
+		if id := NewID(); r.findLocked(id) == nil {
 			return id
 		}
 	}
+}
+
+// NewID returns a random fault id of 8 hex digits, the kind Add gives a spec without one.
+// A caller that adds one spec to several registries (the supervisor of `up --procs`, one
+// registry per process) sets it first, so that every process knows the fault by one id.
+func NewID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
 }

@@ -57,6 +57,25 @@
 // the process's state does not allow 412. Errors are the errs JSON body of the kit's HTTP
 // transport.
 //
+// A FaultFanout adds chaos/faults' API for every process at once, calling each process's
+// own on its admin address with the admin token, concurrently, each call within 5 s:
+//
+//	GET    /chaos/faults       {"faults": [{...Fault, "proc": "note"}], "unreachable": [{"proc": "order", "error": "..."}]}
+//	POST   /chaos/faults       a Spec, checked as a process checks it, with an id given if it has none; it
+//	                           goes to the process named by its service, or to every process when
+//	                           service is empty: 201 {...Fault, "procs": ["note"]}
+//	DELETE /chaos/faults/{id}  {"removed": N} (with "unreachable" when some did not answer); 404 if none has it
+//	DELETE /chaos/faults       {"removed": N}; 503 if any process was not cleared
+//
+// A POST is all or nothing: when a process refuses the fault, its error is the answer (its
+// own 4xx, or 503 PROC_FAULTS_FAILED when it could not be reached) and the processes that
+// took the fault lose it again. A service that names no process is 400 naming the field;
+// a target that does not run is 412, since the fault would be missing when it starts.
+// DELETE /chaos/faults, the big red button, clears every process it reaches even when some
+// fail, and then answers 503 naming those (metadata "procs", and "removed" for what it
+// removed elsewhere): a partial clear is not a clear. Stopped and restarting processes have
+// no faults and are left out; a paused one keeps its faults and counts as not answering.
+//
 // # Metrics
 //
 // redline_chaos_proc_faults_total{proc,action} counts the faults asked for, and

@@ -37,9 +37,9 @@ type procsPlan struct {
 
 // runProcs is `redline up --procs`: every service in its own `redline serve` process under
 // a supervisor (chaos/procs) that restarts what dies and injects process faults; the
-// supervisor's admin endpoint (admin.addr) serves /chaos/procs, the checkout audit
-// (/chaos/audit/checkout, read-only from the services' databases) and a /readyz that is
-// ready when every process is.
+// supervisor's admin endpoint (admin.addr) serves /chaos/procs, /chaos/faults for every
+// process at once (procs.FaultFanout), the checkout audit (/chaos/audit/checkout, read-only
+// from the services' databases) and a /readyz that is ready when every process is.
 func runProcs(cmd *cobra.Command, path string, seed bool) error {
 	if seed {
 		return usageError{errors.New("--seed does not work with --procs yet: seed the data dir once with " +
@@ -87,6 +87,9 @@ func runProcs(cmd *cobra.Command, path string, seed bool) error {
 		sup = s
 		if cfg.Chaos.Enabled {
 			sup.Register(adm)
+			// The supervisor has no fault registry of its own: /chaos/faults here reaches
+			// every process's, so a drill's big red button clears them all.
+			procs.NewFaultFanout(sup.List, cfg.Admin.Token, nil).Register(adm)
 		}
 		adm.AddState("procs", func() any { return sup.List() })
 		return nil
@@ -94,7 +97,7 @@ func runProcs(cmd *cobra.Command, path string, seed bool) error {
 	banner := app.Hook("banner", func(context.Context) error {
 		w := cmd.OutOrStdout()
 		fmt.Fprintf(w, "redline is up: one process per service (--procs)\n  BFF (public API)  http://%s/v1\n"+
-			"  admin             http://%s  (/readyz: every process ready; /chaos/procs; /chaos/audit/checkout)\n"+
+			"  admin             http://%s  (/readyz: every process ready; /chaos/procs; /chaos/faults of every process; /chaos/audit/checkout)\n"+
 			"  faults            redline proc list | kill | stop | start | pause | resume | restart NAME\n  processes (admin address):\n",
 			cfg.BFF.Addr, adm.Endpoint())
 		for _, p := range plan.procs {

@@ -81,6 +81,20 @@ type options struct {
 	closeInterval  time.Duration
 	sweepTimeout   time.Duration
 	settleGrace    time.Duration
+	createTimeout  time.Duration
+}
+
+// CreateTimeout is how long an order may stay CREATING (its stock not yet reserved, the
+// call that creates it having failed half way: a crash, the inventory down) before the
+// closer closes it and releases whatever it reserved, instead of holding that stock until
+// the payment timeout. A repeat of the create (same idempotency key) within it finishes
+// the order instead. Default 30s.
+func CreateTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.createTimeout = d
+		}
+	}
 }
 
 // PaymentTimeout is how long a new order waits for payment before the closer closes it and
@@ -126,7 +140,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // running. Close the closer after the gRPC server stops taking calls.
 func New(ctx context.Context, db *sqldb.DB, products ProductClient, inventory InventoryClient, opts ...Option) (orderv1.OrderServer, *Closer, error) {
 	o := options{clock: clock.Real{}, logger: slog.Default(), paymentTimeout: 15 * time.Minute,
-		closeInterval: time.Second, sweepTimeout: 30 * time.Second, settleGrace: 10 * time.Second}
+		closeInterval: time.Second, sweepTimeout: 30 * time.Second, settleGrace: 10 * time.Second, createTimeout: 30 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -137,7 +151,7 @@ func New(ctx context.Context, db *sqldb.DB, products ProductClient, inventory In
 		return nil, nil, fmt.Errorf("order: migrate: %w", err)
 	}
 	uc := biz.NewUsecase(data.NewRepo(db), catalog{products}, stock{inventory}, biz.Config{
-		PaymentTimeout: o.paymentTimeout, SettleGrace: o.settleGrace, Clock: o.clock, Logger: o.logger})
+		PaymentTimeout: o.paymentTimeout, SettleGrace: o.settleGrace, CreateTimeout: o.createTimeout, Clock: o.clock, Logger: o.logger})
 	c := &Closer{uc: uc}
 	c.Periodic = app.StartPeriodic("order closer", o.closeInterval, o.sweepTimeout, o.logger, func(ctx context.Context) error {
 		_, err := uc.Sweep(ctx)

@@ -588,3 +588,54 @@ func TestNewNeedsClients(t *testing.T) {
 func setStock(sku, qty int64) *inventoryv1.SetStockRequest {
 	return &inventoryv1.SetStockRequest{SkuId: sku, Quantity: qty}
 }
+
+// TestStuckCreatingOrdersClose: an order left CREATING by a create that failed half way
+// (its stock taken, the reply lost) is closed by the closer once the create timeout (30s)
+// has passed, long before its payment timeout, and its stock comes back; an order a repeat
+// finished meanwhile is left alone.
+func TestStuckCreatingOrdersClose(t *testing.T) {
+	onEngines(t, func(t *testing.T, s *ordertest.Shop) {
+		sku := s.SKU(t, 100, "USD", 10)
+		var lost atomic.Bool
+		s.Stock.FailReserve = func() (error, bool) {
+			if lost.Swap(false) {
+				return errLost, true // the stock is taken, the reply lost
+			}
+			return nil, false
+		}
+		lost.Store(true)
+		_, err := s.Orders.CreateOrder(ctxT(t), createReq(15, "stuck", sku, 3))
+		wantErr(t, "CreateOrder with a lost reply", err, codes.Unavailable, "UNAVAILABLE")
+		lost.Store(true)
+		_, err = s.Orders.CreateOrder(ctxT(t), createReq(15, "repeated", sku, 2))
+		wantErr(t, "CreateOrder with a lost reply", err, codes.Unavailable, "UNAVAILABLE")
+		s.WantLevels(t, sku, 5, 5)
+
+		s.Clock.Advance(20 * time.Second)
+		repeated := mustCreate(t, s, createReq(15, "repeated", sku, 2)) // the client comes back
+		if repeated.GetState() != orderv1.OrderState_ORDER_STATE_PENDING_PAYMENT {
+			t.Fatalf("repeat = %v; want PENDING_PAYMENT", repeated)
+		}
+		s.Clock.Advance(10*time.Second - time.Millisecond)
+		if n, err := s.Closer.Sweep(ctxT(t)); err != nil || n != 0 {
+			t.Fatalf("Sweep before the create timeout = %d, %v; want 0 closed", n, err)
+		}
+		s.Clock.Advance(time.Millisecond)
+		if n, err := s.Closer.Sweep(ctxT(t)); err != nil || n != 1 {
+			t.Fatalf("Sweep at the create timeout = %d, %v; want the stuck order closed", n, err)
+		}
+		list, _ := s.Orders.ListOrders(ctxT(t), &orderv1.ListOrdersRequest{UserId: 15})
+		var stuck, other string
+		for _, o := range list.GetOrders() {
+			if o.GetId() == repeated.GetId() {
+				other = o.GetState().String()
+			} else {
+				stuck = o.GetState().String() + " " + o.GetCloseReason()
+			}
+		}
+		if len(list.GetOrders()) != 2 || stuck != "ORDER_STATE_CLOSED EXPIRED" || other != "ORDER_STATE_PENDING_PAYMENT" {
+			t.Fatalf("orders = %v; want the stuck one CLOSED EXPIRED, the repeated one PENDING_PAYMENT", list.GetOrders())
+		}
+		s.WantLevels(t, sku, 8, 2)
+	})
+}

@@ -206,6 +206,9 @@ type OrderConfig struct {
 	PaymentTimeout time.Duration `koanf:"payment_timeout"`
 	// CloseInterval is how often expired orders are looked for.
 	CloseInterval time.Duration `koanf:"close_interval"`
+	// CreateTimeout is how long an order may stay CREATING (a create that failed half way,
+	// whose client did not come back) before the closer closes it and releases its stock.
+	CreateTimeout time.Duration `koanf:"create_timeout"`
 }
 
 // PaymentConfig configures the payment service.
@@ -289,7 +292,7 @@ func Default() *Config {
 		History:        ServiceConfig{Addr: "127.0.0.1:0"},
 		Search:         ServiceConfig{Addr: "127.0.0.1:0"},
 		Product:        ServiceConfig{Addr: "127.0.0.1:0"},
-		Order:          OrderConfig{Addr: "127.0.0.1:0", PaymentTimeout: 15 * time.Minute, CloseInterval: 5 * time.Second},
+		Order:          OrderConfig{Addr: "127.0.0.1:0", PaymentTimeout: 15 * time.Minute, CloseInterval: 5 * time.Second, CreateTimeout: 30 * time.Second},
 		Payment: PaymentConfig{Addr: "127.0.0.1:0", ProviderTimeout: DefaultProviderTimeout,
 			ProviderBreaker: ha.BreakerConfig{Window: 5 * time.Second, MinRequests: 5}},
 		Provider: ProviderConfig{Addr: "127.0.0.1:9180", Delay: 50 * time.Millisecond},
@@ -339,7 +342,8 @@ func (c *Config) Validate() error {
 	check(c.Note.Replicas >= 1 && c.Note.Replicas <= MaxReplicas,
 		"note.replicas %d: want 1 to %d gRPC servers of note in this process (1: no replicas)", c.Note.Replicas, MaxReplicas)
 	check(c.Feed.BigAuthorFollowers > 0 && c.Feed.InboxCap > 0, "feed.big_author_followers and feed.inbox_cap must be positive")
-	check(c.Order.PaymentTimeout > 0 && c.Order.CloseInterval > 0, "order.payment_timeout and order.close_interval must be positive")
+	check(c.Order.PaymentTimeout > 0 && c.Order.CloseInterval > 0 && c.Order.CreateTimeout > 0,
+		"order.payment_timeout, order.close_interval and order.create_timeout must be positive")
 	check(c.Payment.Secret == "" || len(c.Payment.Secret) >= 16, "payment.secret: at least 16 bytes")
 	oc := c.SRE.OnCall
 	check(len(oc.Primary) > 0 && len(oc.Secondary) > 0 && oc.Manager != "",

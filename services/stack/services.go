@@ -211,7 +211,8 @@ func (s *Stack) buildOrder(ctx context.Context) error {
 		return err
 	}
 	svc, closer, err := order.New(ctx, db, productv1.NewProductClient(products), inventoryv1.NewInventoryClient(stock),
-		order.PaymentTimeout(cfg.PaymentTimeout), order.CloseInterval(cfg.CloseInterval), order.WithLogger(s.logger))
+		order.PaymentTimeout(cfg.PaymentTimeout), order.CloseInterval(cfg.CloseInterval), order.CreateTimeout(cfg.CreateTimeout),
+		order.WithLogger(s.logger))
 	if err != nil {
 		return err
 	}

@@ -126,8 +126,10 @@ type Change struct {
 	CloseDetail string
 	// Settle marks the order as owing its inventory effect (Confirm or Release).
 	Settle bool
-	// ExpiredBy, when set, also requires expires_at <= ExpiredBy.
-	ExpiredBy time.Time
+	// ExpiredBy, when set, also requires expires_at <= ExpiredBy, or, with CreatingBefore
+	// set, the order CREATING and last changed at or before CreatingBefore.
+	ExpiredBy      time.Time
+	CreatingBefore time.Time
 }
 
 // Repo stores orders. Every method is atomic.
@@ -146,8 +148,9 @@ type Repo interface {
 	Transition(ctx context.Context, id int64, from []State, c Change) (bool, error)
 	// Settled records that the order's inventory effect is done.
 	Settled(ctx context.Context, id int64) error
-	// Expired returns up to limit CREATING or PENDING_PAYMENT orders with expires_at <= now.
-	Expired(ctx context.Context, now time.Time, limit int) ([]int64, error)
+	// Expired returns up to limit CREATING or PENDING_PAYMENT orders with expires_at <= now,
+	// and CREATING orders last changed at or before creatingBefore.
+	Expired(ctx context.Context, now, creatingBefore time.Time, limit int) ([]int64, error)
 	// Unsettled returns up to limit PAID or CLOSED orders that still owe their inventory
 	// effect and changed state at or before before, with their state.
 	Unsettled(ctx context.Context, before time.Time, limit int) (map[int64]State, error)
@@ -226,8 +229,11 @@ type Config struct {
 	// SettleGrace is how long after a state change the closer leaves its inventory effect
 	// to the call that made the change before retrying it itself.
 	SettleGrace time.Duration
-	Clock       clock.Clock
-	Logger      *slog.Logger
+	// CreateTimeout is how long an order may stay CREATING before the closer closes it
+	// (0: until it expires).
+	CreateTimeout time.Duration
+	Clock         clock.Clock
+	Logger        *slog.Logger
 }
 
 // Usecase is the order service's logic.
@@ -362,7 +368,7 @@ func (uc *Usecase) reserve(ctx context.Context, o *Order) (*Order, error) {
 		}
 	case reason == ReasonOutOfStock:
 		sku := errs.From(err).Metadata["sku_id"]
-		closed, err := uc.close(ctx, o.ID, []State{StateCreating}, ReasonOutOfStock, sku, time.Time{})
+		closed, err := uc.close(ctx, o.ID, []State{StateCreating}, ReasonOutOfStock, sku, time.Time{}, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -387,9 +393,9 @@ func (uc *Usecase) reserve(ctx context.Context, o *Order) (*Order, error) {
 
 // close moves an order from one of from to CLOSED and releases its stock. It reports
 // whether this call closed it.
-func (uc *Usecase) close(ctx context.Context, orderID int64, from []State, reason, detail string, expiredBy time.Time) (bool, error) {
+func (uc *Usecase) close(ctx context.Context, orderID int64, from []State, reason, detail string, expiredBy, creatingBefore time.Time) (bool, error) {
 	ok, err := uc.repo.Transition(ctx, orderID, from, Change{To: StateClosed, At: uc.now(), CloseReason: reason,
-		CloseDetail: detail, Settle: true, ExpiredBy: expiredBy})
+		CloseDetail: detail, Settle: true, ExpiredBy: expiredBy, CreatingBefore: creatingBefore})
 	if err != nil || !ok {
 		return false, err
 	}
@@ -479,7 +485,7 @@ func (uc *Usecase) Cancel(ctx context.Context, user, orderID int64) (*Order, err
 		case o.State == StateClosed:
 			return nil, ErrClosed.WithMetadata("close_reason", o.CloseReason)
 		}
-		closed, err := uc.close(ctx, orderID, []State{StateCreating, StatePending}, ReasonCanceled, "", time.Time{})
+		closed, err := uc.close(ctx, orderID, []State{StateCreating, StatePending}, ReasonCanceled, "", time.Time{}, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -533,12 +539,18 @@ func (uc *Usecase) Sweep(ctx context.Context) (int, error) {
 	closedN := 0
 	for {
 		now := uc.now()
-		ids, err := uc.repo.Expired(ctx, now, sweepBatch)
+		creatingBefore := time.Time{}
+		if uc.cfg.CreateTimeout > 0 {
+			creatingBefore = now.Add(-uc.cfg.CreateTimeout)
+		}
+		ids, err := uc.repo.Expired(ctx, now, creatingBefore, sweepBatch)
 		if err != nil {
 			return closedN, err
 		}
 		for _, orderID := range ids {
-			closed, err := uc.close(ctx, orderID, []State{StateCreating, StatePending}, ReasonExpired, "", now)
+			// Expired, or stuck CREATING past the create timeout: the guard holds either
+			// way, so an order reserved meanwhile (now PENDING_PAYMENT) is left alone.
+			closed, err := uc.close(ctx, orderID, []State{StateCreating, StatePending}, ReasonExpired, "", now, creatingBefore)
 			if err != nil {
 				return closedN, err
 			}

@@ -256,8 +256,12 @@ func (r *Repo) Transition(ctx context.Context, orderID int64, from []biz.State, 
 	where := ` WHERE id = ? AND state IN (` + marks + `)`
 	args = append(append(args, orderID), stateArgs...)
 	if !c.ExpiredBy.IsZero() {
-		where += ` AND expires_at <= ?`
-		args = append(args, c.ExpiredBy.UnixMilli())
+		before := int64(-1) // no CREATING order is that old
+		if !c.CreatingBefore.IsZero() {
+			before = c.CreatingBefore.UnixMilli()
+		}
+		where += ` AND (expires_at <= ? OR state = 'CREATING' AND updated_at <= ?)`
+		args = append(args, c.ExpiredBy.UnixMilli(), before)
 	}
 	res, err := r.db.ExecContext(ctx, `UPDATE orders SET `+set+where, args...)
 	if err != nil {
@@ -279,9 +283,13 @@ func (r *Repo) Settled(ctx context.Context, orderID int64) error {
 }
 
 // Expired implements biz.Repo.
-func (r *Repo) Expired(ctx context.Context, now time.Time, limit int) ([]int64, error) {
+func (r *Repo) Expired(ctx context.Context, now, creatingBefore time.Time, limit int) ([]int64, error) {
+	before := int64(-1) // no CREATING order is that old
+	if !creatingBefore.IsZero() {
+		before = creatingBefore.UnixMilli()
+	}
 	rows, err := r.db.QueryContext(ctx, `SELECT id FROM orders WHERE state IN ('CREATING', 'PENDING_PAYMENT')
-		AND expires_at <= ? ORDER BY expires_at LIMIT ?`, now.UnixMilli(), limit)
+		AND (expires_at <= ? OR state = 'CREATING' AND updated_at <= ?) ORDER BY expires_at LIMIT ?`, now.UnixMilli(), before, limit)
 	if err != nil {
 		return nil, errs.Internal(fmt.Errorf("expired orders: %w", err))
 	}
