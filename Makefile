@@ -4,13 +4,21 @@ GO ?= go
 PROTOS := $(wildcard api/*/v1/*.proto)
 BIN := $(CURDIR)/.bin
 
-.PHONY: test test-unit bench lint gen services fuzz rules-check
+.PHONY: drills-check test test-unit bench lint gen services fuzz rules-check
 
 # test starts (or installs) PostgreSQL, Redis, NATS, etcd and promtool, then runs every test
 # with the race detector.
 test: services
-	$(GO) test -race -count=1 -timeout 12m ./...
+	REDLINE_BUILTIN_DRILLS=alone $(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) drills-check
 	$(MAKE) rules-check
+
+# drills-check runs the built-in game-day drills (chaos/drill/builtin), shortened, one
+# package at a time and after the other tests: they judge latency and goodput under load,
+# which a machine busy with the rest of the suite would fail. REDLINE_DRILL_SCALE=1 runs
+# the one-process drills at full length.
+drills-check: services
+	$(GO) test -race -count=1 -p 1 -timeout 8m -run '^(TestBuiltinDrills|TestDrillOrderKillProcs)$$' ./chaos/drill ./cmd/redline
 
 # rules-check writes the Prometheus rules and promtool tests of every default SLO
 # (sre/rules) and has promtool check the rules and run every test; go test ./sre/rules runs

@@ -21,6 +21,9 @@ func TestDrillOrderKillProcs(t *testing.T) {
 	if os.Getenv("REDLINE_SKIP_INTEGRATION") == "1" {
 		t.Skip("REDLINE_SKIP_INTEGRATION=1")
 	}
+	if os.Getenv("REDLINE_BUILTIN_DRILLS") == "alone" {
+		t.Skip("REDLINE_BUILTIN_DRILLS=alone: make drills-check runs the built-in drills on their own")
+	}
 	dir := t.TempDir()
 	admin, bff, prefix, _ := startProcs(t, dir, 5*time.Second)
 	seedShop(t, prefix, 8, 500)
