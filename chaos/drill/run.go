@@ -3,7 +3,6 @@ package drill
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -114,7 +113,7 @@ func Run(ctx context.Context, d *Drill, env Env) (*Report, error) {
 		env.Progress = io.Discard
 	}
 	if env.RunID == "" {
-		env.RunID = newRunID()
+		env.RunID = scenario.NewRunID("dr")
 	}
 	runner, err := d.Scenario.NewRunner(scenario.Env{BaseURL: bff, Client: env.Client, Header: env.Header, RunID: env.RunID})
 	if err != nil {
@@ -1088,14 +1087,3 @@ func (r *run) summarize(res *load.Result) *LoadSummary {
 	return out
 }
 
-// newRunID returns "dr" and 10 random characters of a-z0-9.
-func newRunID() string {
-	const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 12)
-	copy(b, "dr")
-	_, _ = rand.Read(b[2:])
-	for i := 2; i < len(b); i++ {
-		b[i] = alnum[int(b[i])%len(alnum)]
-	}
-	return string(b)
-}

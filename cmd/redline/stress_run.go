@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -151,17 +150,6 @@ func laneToken(cfg *stack.Config, name string, ttl time.Duration) (string, error
 	return tok, nil
 }
 
-// newRunID returns "rl" and 10 random characters of a-z0-9.
-func newRunID() string {
-	const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 12)
-	copy(b, "rl")
-	_, _ = rand.Read(b[2:])
-	for i := 2; i < len(b); i++ {
-		b[i] = alnum[int(b[i])%len(alnum)]
-	}
-	return string(b)
-}
 
 // parseRamp reads "30s:100,2m:500" into stages.
 func parseRamp(s string) ([]load.Stage, error) {
@@ -318,7 +306,7 @@ func runStress(cmd *cobra.Command, f *stressFlags) (int, error) {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stderr, stdout := cmd.ErrOrStderr(), cmd.OutOrStdout()
-	rc := runContext{Target: p.target, Admin: p.admin, AdminToken: p.adminToken, Lane: f.lane, RunID: newRunID(),
+	rc := runContext{Target: p.target, Admin: p.admin, AdminToken: p.adminToken, Lane: f.lane, RunID: scenario.NewRunID("rl"),
 		ConfigPath: f.config, Config: p.cfg, Stderr: stderr, Header: p.header, QuietBaseline: f.quietBaseline}
 	started := time.Now()
 	out := f.out

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"crypto/rand"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
@@ -284,4 +285,17 @@ func render(t *template.Template, vars map[string]any) (string, error) {
 		return "", err
 	}
 	return b.String(), nil
+}
+
+// NewRunID returns prefix and 10 random characters of a-z0-9: a run's id, which the
+// scenario puts ({{.run_id}}) in what the run creates, so it can be found later.
+func NewRunID(prefix string) string {
+	const alnum = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, len(prefix)+10)
+	copy(b, prefix)
+	_, _ = rand.Read(b[len(prefix):])
+	for i := len(prefix); i < len(b); i++ {
+		b[i] = alnum[int(b[i])%len(alnum)]
+	}
+	return string(b)
 }
