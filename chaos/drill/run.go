@@ -1086,4 +1086,3 @@ func (r *run) summarize(res *load.Result) *LoadSummary {
 	}
 	return out
 }
-

@@ -150,7 +150,6 @@ func laneToken(cfg *stack.Config, name string, ttl time.Duration) (string, error
 	return tok, nil
 }
 
-
 // parseRamp reads "30s:100,2m:500" into stages.
 func parseRamp(s string) ([]load.Stage, error) {
 	var out []load.Stage

@@ -2,8 +2,8 @@ package scenario
 
 import (
 	"context"
-	"fmt"
 	"crypto/rand"
+	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
