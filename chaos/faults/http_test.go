@@ -1,36 +1,23 @@
 package faults
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/redline-dev/redline/internal/muxtest"
 	"github.com/redline-dev/redline/kit/errs"
 )
 
 func serve(t *testing.T, e *env, method, path, body string) (int, []byte) {
 	t.Helper()
-	mux := http.NewServeMux()
-	e.reg.Register(mux)
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, req)
-	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s %s: Content-Type %q; want application/json", method, path, ct)
-	}
-	return rec.Code, rec.Body.Bytes()
+	return muxtest.Serve(t, func(mux *http.ServeMux) { e.reg.Register(mux) }, method, path, body)
 }
 
 func decode[T any](t *testing.T, b []byte) T {
 	t.Helper()
-	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("decode %s: %v", b, err)
-	}
-	return v
+	return muxtest.Decode[T](t, b)
 }
 
 func TestHTTPAdd(t *testing.T) {

@@ -2,9 +2,7 @@ package faults
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/redline-dev/redline/ha/clock"
-	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/errs/errstest"
 	"github.com/redline-dev/redline/kit/log"
 )
 
@@ -67,17 +65,5 @@ func (e *env) add(t testing.TB, s Spec) Fault {
 // wantBadFault checks that err is a BAD_FAULT naming field, with msg in its message.
 func wantBadFault(t testing.TB, err error, field, msg string) {
 	t.Helper()
-	var e *errs.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error = %v; want an *errs.Error", err)
-	}
-	if e.Code != codes.InvalidArgument || e.Reason != ReasonBadFault {
-		t.Fatalf("error = %v; want InvalidArgument %s", err, ReasonBadFault)
-	}
-	if e.Metadata["field"] != field {
-		t.Errorf("error %q names field %q; want %q", e.Message, e.Metadata["field"], field)
-	}
-	if !strings.Contains(e.Message, msg) {
-		t.Errorf("error message = %q; want it to contain %q", e.Message, msg)
-	}
+	errstest.Want(t, err, codes.InvalidArgument, ReasonBadFault, field, msg)
 }

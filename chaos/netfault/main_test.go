@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/redline-dev/redline/ha/clock"
-	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/errs/errstest"
 	"github.com/redline-dev/redline/kit/log"
 )
 
@@ -133,19 +132,7 @@ func roundTrip(c net.Conn, msg string) error {
 // wantBad checks that err is a BAD_NET_FAULT naming field, with msg in its message.
 func wantBad(t testing.TB, err error, field, msg string) {
 	t.Helper()
-	var e *errs.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error = %v; want an *errs.Error", err)
-	}
-	if e.Code != codes.InvalidArgument || e.Reason != ReasonBadNetFault {
-		t.Fatalf("error = %v; want InvalidArgument %s", err, ReasonBadNetFault)
-	}
-	if e.Metadata["field"] != field {
-		t.Errorf("error %q names field %q; want %q", e.Message, e.Metadata["field"], field)
-	}
-	if !strings.Contains(e.Message, msg) {
-		t.Errorf("error message = %q; want it to contain %q", e.Message, msg)
-	}
+	errstest.Want(t, err, codes.InvalidArgument, ReasonBadNetFault, field, msg)
 }
 
 func ptr[T any](v T) *T { return &v }

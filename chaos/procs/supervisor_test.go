@@ -21,6 +21,7 @@ import (
 
 	"github.com/redline-dev/redline/ha/clock"
 	"github.com/redline-dev/redline/kit/errs"
+	"github.com/redline-dev/redline/kit/errs/errstest"
 	"github.com/redline-dev/redline/kit/log"
 )
 
@@ -515,14 +516,5 @@ func TestLineWriter(t *testing.T) {
 // wantErr checks err's code and reason, and the field it names when field is set.
 func wantErr(t *testing.T, err error, code codes.Code, reason, field string) {
 	t.Helper()
-	var e *errs.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error = %v; want an *errs.Error", err)
-	}
-	if e.Code != code || e.Reason != reason {
-		t.Errorf("error = %v (%v %s); want %v %s", err, e.Code, e.Reason, code, reason)
-	}
-	if field != "" && e.Metadata["field"] != field {
-		t.Errorf("error %q names field %q; want %q", e.Message, e.Metadata["field"], field)
-	}
+	errstest.Want(t, err, code, reason, field, "")
 }
