@@ -166,9 +166,11 @@ type GuardAbort struct {
 	LastOKAt time.Time `json:"last_ok_at,omitzero"`
 	// BreachAt is the sample that breached.
 	BreachAt time.Time `json:"breach_at"`
-	// ActedAt is when the load had been told to stop and DELETE /chaos/faults had answered.
+	// ActedAt is when the load had been told to stop and every fault been cleared.
 	ActedAt time.Time `json:"acted_at"`
-	// Cleared is how many faults DELETE /chaos/faults removed; ClearError why it failed.
+	// Cleared is how many faults the guard removed: processes brought back, in-process
+	// faults (DELETE /chaos/faults), toxics and outages (DELETE /chaos/net); ClearError is
+	// what of that failed, each failure once.
 	Cleared    int    `json:"cleared"`
 	ClearError string `json:"clear_error,omitempty"`
 }

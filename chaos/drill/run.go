@@ -589,35 +589,37 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 		}
 	}
 	r.mu.Unlock()
-	var procErrs []string
+	var steps, failed []string // what the guard did; what of it failed
 	back := map[string]bool{}
+	if len(down) > 0 {
+		steps = append(steps, "bringing back the processes")
+	}
 	for _, rec := range down {
 		if perr := r.del(ctx, rec); perr != nil {
-			procErrs = append(procErrs, perr.Error())
+			failed = append(failed, perr.Error())
 		} else {
 			back[rec.ID] = true
 			n++
 		}
 	}
+	steps = append(steps, "DELETE /chaos/faults")
 	removed, err := r.faultsAPI().clearFaults(ctx)
 	n += removed
 	if r.hasNet() {
-		// Every toxic goes and every proxy comes back: DELETE /chaos/net.
+		// Every toxic goes and every proxy comes back.
+		steps = append(steps, "DELETE /chaos/net")
 		var net struct{ Removed, Enabled int }
-		if nerr := r.admin.do(ctx, http.MethodDelete, "/chaos/net", nil, &net); nerr != nil {
-			err = errors.Join(err, nerr)
-		}
+		nerr := r.admin.do(ctx, http.MethodDelete, "/chaos/net", nil, &net)
+		err = errors.Join(err, nerr)
 		n += net.Removed + net.Enabled
 	}
-	acted := r.clk.Now()
-	ab := &GuardAbort{SLI: sli, Observed: observed, Bound: bound, Reason: reason, LastOKAt: r.lastOK, BreachAt: s.at, ActedAt: acted, Cleared: n}
-	r.mu.Lock()
 	if err != nil {
-		ab.ClearError = err.Error()
+		failed = append(failed, err.Error())
 	}
-	if len(procErrs) > 0 {
-		ab.ClearError = strings.Join(append([]string{ab.ClearError}, procErrs...), "; ")
-	}
+	acted := r.clk.Now()
+	ab := &GuardAbort{SLI: sli, Observed: observed, Bound: bound, Reason: reason, LastOKAt: r.lastOK, BreachAt: s.at, ActedAt: acted,
+		Cleared: n, ClearError: strings.Join(failed, "; ")}
+	r.mu.Lock()
 	for id, i := range r.active {
 		if f := &r.rep.Faults[i]; f.Proc == nil && err == nil || back[id] {
 			f.RemovedAt, f.RemovedBy = acted, "guard"
@@ -627,15 +629,8 @@ func (r *run) trip(s sample, sli string, observed, bound float64, reason string)
 	r.rep.Guard.Abort = ab
 	r.mu.Unlock()
 	close(r.cleared)
-	cleared := "DELETE /chaos/faults"
-	if r.hasNet() {
-		cleared += " and /chaos/net"
-	}
-	detail := fmt.Sprintf("%s; load stopped; %s removed %d", reason, cleared, n)
-	if len(down) > 0 {
-		detail = fmt.Sprintf("%s; load stopped; DELETE /chaos/faults and bringing back the processes removed %d", reason, n)
-	}
-	if err != nil || len(procErrs) > 0 {
+	detail := fmt.Sprintf("%s; load stopped; %s removed %d", reason, strings.Join(steps, ", "), n)
+	if len(failed) > 0 {
 		detail = fmt.Sprintf("%s; load stopped; clearing the faults FAILED: %s (the faults expire by their ttl, processes come back after their for)",
 			reason, ab.ClearError)
 	}
