@@ -256,12 +256,8 @@ func (r *Repo) Transition(ctx context.Context, orderID int64, from []biz.State, 
 	where := ` WHERE id = ? AND state IN (` + marks + `)`
 	args = append(append(args, orderID), stateArgs...)
 	if !c.ExpiredBy.IsZero() {
-		before := int64(-1) // no CREATING order is that old
-		if !c.CreatingBefore.IsZero() {
-			before = c.CreatingBefore.UnixMilli()
-		}
 		where += ` AND (expires_at <= ? OR state = 'CREATING' AND updated_at <= ?)`
-		args = append(args, c.ExpiredBy.UnixMilli(), before)
+		args = append(args, c.ExpiredBy.UnixMilli(), creatingCutoff(c.CreatingBefore))
 	}
 	res, err := r.db.ExecContext(ctx, `UPDATE orders SET `+set+where, args...)
 	if err != nil {
@@ -274,6 +270,15 @@ func (r *Repo) Transition(ctx context.Context, orderID int64, from []biz.State, 
 	return n == 1, nil
 }
 
+// creatingCutoff is the updated_at at or before which a CREATING order is stuck: before, or
+// -1 (no order is that old) when before is zero, the create timeout being off.
+func creatingCutoff(before time.Time) int64 {
+	if before.IsZero() {
+		return -1
+	}
+	return before.UnixMilli()
+}
+
 // Settled implements biz.Repo.
 func (r *Repo) Settled(ctx context.Context, orderID int64) error {
 	if _, err := r.db.ExecContext(ctx, `UPDATE orders SET settle_pending = 0 WHERE id = ?`, orderID); err != nil {
@@ -284,12 +289,9 @@ func (r *Repo) Settled(ctx context.Context, orderID int64) error {
 
 // Expired implements biz.Repo.
 func (r *Repo) Expired(ctx context.Context, now, creatingBefore time.Time, limit int) ([]int64, error) {
-	before := int64(-1) // no CREATING order is that old
-	if !creatingBefore.IsZero() {
-		before = creatingBefore.UnixMilli()
-	}
 	rows, err := r.db.QueryContext(ctx, `SELECT id FROM orders WHERE state IN ('CREATING', 'PENDING_PAYMENT')
-		AND (expires_at <= ? OR state = 'CREATING' AND updated_at <= ?) ORDER BY expires_at LIMIT ?`, now.UnixMilli(), before, limit)
+		AND (expires_at <= ? OR state = 'CREATING' AND updated_at <= ?) ORDER BY expires_at LIMIT ?`,
+		now.UnixMilli(), creatingCutoff(creatingBefore), limit)
 	if err != nil {
 		return nil, errs.Internal(fmt.Errorf("expired orders: %w", err))
 	}
